@@ -1,0 +1,252 @@
+"""The model zoo: one ``load_model`` for self-trained toy models, local HF folders and hub models.
+
+* Local toy models are registered with :func:`register_local_model` (by the chapter modules listed
+  in ``ZOO_MODULES``). They are trained on first use, seeded, and cached on disk as safetensors
+  under a folder keyed by a hash of their full config and training recipe.
+* A path to a Hugging Face model folder loads through ``TransformerBridge.boot_transformers``.
+* A pretrained hub name (``gpt2-small``, ``pythia-160m``, any ``org/name``) loads through the same
+  call; offline this raises :class:`ModelUnavailableError` naming the parameter to change.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .cache import cached_dir, config_key
+from .errors import ModelUnavailableError, ParameterError, UnknownModelError
+
+# Modules whose import registers local models (kept lazy: importing them may be slow).
+ZOO_MODULES: tuple[str, ...] = (
+    "shared.zoo_attn_only",
+    "shared.zoo_algorithmic",
+    "shared.zoo_seq_lm",
+)
+
+# Friendly names for pretrained hub models used in the papers the book follows.
+PRETRAINED: dict[str, str] = {
+    "gpt2-small": "gpt2",
+    "gpt2": "gpt2",
+    "gpt2-medium": "gpt2-medium",
+    "pythia-70m": "EleutherAI/pythia-70m",
+    "pythia-160m": "EleutherAI/pythia-160m",
+    "pythia-410m": "EleutherAI/pythia-410m",
+    "pythia-1.4b": "EleutherAI/pythia-1.4b",
+    "llama-2-7b": "meta-llama/Llama-2-7b-hf",
+    "attn-only-1l-pretrained": "NeelNanda/Attn_Only_1L512W_C4_Code",
+    "attn-only-2l-pretrained": "NeelNanda/Attn_Only_2L512W_C4_Code",
+}
+
+
+@dataclass
+class Checkpoints:
+    """Handed to a trainer: saves intermediate weights as ``steps/step_XXXXXXX.safetensors``."""
+
+    folder: Path
+    bridge: Any
+    saved: list[int] = field(default_factory=list)
+
+    def save(self, step: int) -> None:
+        (self.folder / "steps").mkdir(exist_ok=True)
+        save_file(_weights(self.bridge), str(self.folder / "steps" / f"step_{step:07d}.safetensors"))
+        self.saved.append(step)
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A self-trained model: native config, training recipe and the functions that build it.
+
+    ``trainer(bridge, recipe, checkpoints) -> metrics`` trains the freshly booted bridge in place.
+    ``tokenizer(recipe) -> tokenizer | None`` returns the (cached) tokenizer, or ``None`` for models
+    that take raw token ids.
+    """
+
+    name: str
+    description: str
+    config: dict[str, Any]
+    recipe: dict[str, Any]
+    trainer: Callable[[Any, dict[str, Any], Checkpoints], dict[str, Any]]
+    tokenizer: Optional[Callable[[dict[str, Any]], Any]] = None
+    version: int = 1  # bump when the trainer's code changes meaningfully
+
+
+_LOCAL: dict[str, LocalModel] = {}
+_zoo_loaded = False
+
+
+def register_local_model(spec: LocalModel) -> LocalModel:
+    _LOCAL[spec.name] = spec
+    return spec
+
+
+def local_models() -> dict[str, LocalModel]:
+    """All registered local models, importing the zoo modules on first call."""
+    global _zoo_loaded
+    if not _zoo_loaded:
+        for module in ZOO_MODULES:
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as err:  # a chapter module not written yet
+                if err.name != module:
+                    raise
+        _zoo_loaded = True
+    return _LOCAL
+
+
+def _weights(bridge: Any) -> dict[str, torch.Tensor]:
+    return {k: v.detach().contiguous().clone() for k, v in bridge.original_model.state_dict().items()}
+
+
+def _split_overrides(spec: LocalModel, overrides: dict[str, Any]) -> tuple[dict, dict]:
+    config, recipe = dict(spec.config), dict(spec.recipe)
+    for key, value in overrides.items():
+        if key in recipe:
+            recipe[key] = value
+        elif key in config or key in _native_config_fields():
+            config[key] = value
+        else:
+            raise ParameterError(
+                f"Model {spec.name!r} has no setting {key!r}; its settings are "
+                f"{sorted(set(config) | set(recipe))}."
+            )
+    return config, recipe
+
+
+def _native_config_fields() -> set[str]:
+    from transformer_lens.config import TransformerBridgeConfig
+    import dataclasses
+
+    return {f.name for f in dataclasses.fields(TransformerBridgeConfig)}
+
+
+def boot_native(config: dict[str, Any], tokenizer: Any = None, device: str = "cpu"):
+    """Build a TransformerLens-native bridge (random weights, seeded by ``config['seed']``)."""
+    import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
+    from transformer_lens.model_bridge import TransformerBridge
+
+    return TransformerBridge.boot_native(dict(config), tokenizer=tokenizer, device=device)
+
+
+def local_model_dir(name: str, **overrides: Any) -> Path:
+    """Cache folder of a local model (trains it first if needed)."""
+    return _local_entry(name, overrides, retrain=False)[0]
+
+
+def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[Path, LocalModel, dict, dict]:
+    spec = local_models()[name]
+    config, recipe = _split_overrides(spec, overrides)
+    key = {"name": name, "version": spec.version, "config": config, "recipe": recipe}
+
+    def build(tmp: Path) -> None:
+        tokenizer = spec.tokenizer(recipe) if spec.tokenizer else None
+        torch.manual_seed(int(recipe.get("seed", config.get("seed", 0))))
+        bridge = boot_native(config, tokenizer=tokenizer)
+        start = time.time()
+        metrics = spec.trainer(bridge, recipe, Checkpoints(tmp, bridge))
+        metrics["train_seconds"] = round(time.time() - start, 1)
+        save_file(_weights(bridge), str(tmp / "model.safetensors"))
+        (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
+
+    folder = cached_dir("models", name, key, build, rebuild=retrain)
+    return folder, spec, config, recipe
+
+
+def checkpoint_steps(name: str, **overrides: Any) -> list[int]:
+    """Training steps at which intermediate weights of a local model were saved."""
+    folder = local_model_dir(name, **overrides)
+    return sorted(int(p.stem.split("_")[1]) for p in (folder / "steps").glob("step_*.safetensors"))
+
+
+def model_metrics(name: str, **overrides: Any) -> dict[str, Any]:
+    """Training metrics (validation loss, accuracy, time) recorded when a local model was trained."""
+    return json.loads((local_model_dir(name, **overrides) / "metrics.json").read_text())
+
+
+def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
+               device: str = "cpu", revision: Optional[str] = None, **overrides: Any):
+    """Return a TransformerLens 4 ``TransformerBridge`` for ``name``.
+
+    ``name`` is a registered local model (``overrides`` change its config or recipe and so its
+    cache key; ``step`` picks an intermediate checkpoint; ``retrain`` forces training), a path to a
+    Hugging Face model folder, or a pretrained hub name (``revision`` selects a training
+    checkpoint, e.g. ``"step1000"`` for Pythia).
+    """
+    if name in local_models():
+        folder, spec, config, recipe = _local_entry(name, overrides, retrain)
+        tokenizer = spec.tokenizer(recipe) if spec.tokenizer else None
+        bridge = boot_native(config, tokenizer=tokenizer, device=device)
+        weights = folder / "model.safetensors"
+        if step is not None:
+            weights = folder / "steps" / f"step_{step:07d}.safetensors"
+            if not weights.exists():
+                raise ParameterError(
+                    f"Model {name!r} has no checkpoint at step {step}; saved steps are "
+                    f"{checkpoint_steps(name, **overrides)}."
+                )
+        bridge.original_model.load_state_dict(load_file(str(weights), device=device))
+        bridge.eval()
+        _label(bridge, name, f"local toy model {name!r} ({spec.description}), cache {folder.name}"
+               + (f", checkpoint step {step}" if step is not None else ""))
+        return bridge
+    if overrides:
+        raise ParameterError(f"Settings {sorted(overrides)} only apply to local models, not {name!r}.")
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UnknownModelError(f"Folder {str(path)!r} is not a Hugging Face model (no config.json).")
+        bridge = _boot_hf(str(path), device=device, revision=None)
+        _label(bridge, name, f"Hugging Face model folder {str(path)!r}")
+        return bridge
+    if name in PRETRAINED or "/" in name:
+        hub_id = PRETRAINED.get(name, name)
+        bridge = _boot_hf(hub_id, device=device, revision=revision)
+        _label(bridge, name, f"pretrained {hub_id!r}" + (f" at revision {revision}" if revision else ""))
+        return bridge
+    known = sorted(local_models()) + sorted(PRETRAINED)
+    raise UnknownModelError(
+        f"Unknown model {name!r}: use a local model ({', '.join(sorted(local_models())) or 'none'}), "
+        f"a pretrained name ({', '.join(sorted(PRETRAINED))}), a hub id 'org/name' or a model folder."
+        if known else f"Unknown model {name!r}."
+    )
+
+
+def _boot_hf(name_or_dir: str, device: str, revision: Optional[str]):
+    from transformer_lens.model_bridge import TransformerBridge
+
+    try:
+        return TransformerBridge.boot_transformers(name_or_dir, device=device, revision=revision)
+    except (OSError, ConnectionError, TimeoutError) as err:
+        if Path(name_or_dir).is_dir():
+            raise
+        raise ModelUnavailableError(
+            f"Pretrained model {name_or_dir!r} cannot be downloaded here (no internet access and not in "
+            f"the local Hugging Face cache); set the notebook parameter `model_name` to a local model "
+            f"such as one of {sorted(local_models())}."
+        ) from err
+
+
+def _label(bridge: Any, name: str, description: str) -> None:
+    bridge.book_model_name = name
+    bridge.book_model_description = description
+
+
+def describe(bridge: Any) -> str:
+    """One line naming the model a notebook ran on and its shape."""
+    cfg = bridge.cfg
+    shape = (f"{cfg.n_layers} layers, {cfg.n_heads} heads/layer, d_model {cfg.d_model}, "
+             f"vocab {cfg.d_vocab}, {'attention-only' if cfg.attn_only else 'with MLPs'}")
+    return f"{getattr(bridge, 'book_model_description', getattr(cfg, 'model_name', '?'))} — {shape}"
+
+
+__all__ = [
+    "Checkpoints", "LocalModel", "PRETRAINED", "boot_native", "checkpoint_steps", "config_key",
+    "describe", "load_model", "local_model_dir", "local_models", "model_metrics",
+    "register_local_model",
+]

@@ -1,0 +1,25 @@
+"""Where the book keeps things: repository root, model cache, figures."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def cache_dir() -> Path:
+    """Root of the on-disk model/tokenizer cache.
+
+    Defaults to ``shared/checkpoints`` (shipped with the book, so a reader's build does not
+    retrain); ``CIRCUITS_BOOK_CACHE`` points it elsewhere, e.g. a temporary folder in tests.
+    """
+    root = Path(os.environ.get("CIRCUITS_BOOK_CACHE", PACKAGE_DIR / "checkpoints"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def figures_dir() -> Path:
+    path = REPO_ROOT / "figures"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
