@@ -9,8 +9,8 @@
 # ---
 
 # %% [markdown]
-# # Pipeline check
-# Does the build run a parameterised notebook?
+# # Tiny chapter (test fixture)
+# Used by tests/test_build.py: a parameterised notebook with a figure, prose and a circuitsvis view.
 
 # %% tags=["remove-cell"]
 # Colab setup: fetch and install the book's code and models (does nothing outside Colab).
@@ -23,6 +23,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 n = 3
+fail = False
 seed = 0
 
 # %%
@@ -32,4 +33,6 @@ from shared.viz import attention_patterns
 import numpy as np
 plt.plot(np.arange(n)); plt.show()
 say(f"We drew **{n}** points.")
+if fail:
+    raise ValueError("asked to fail")
 attention_patterns(["a", "b", "c"], np.tril(np.ones((2, 3, 3))) / 3)

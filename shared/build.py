@@ -54,6 +54,12 @@ class Chapter:
         if profile not in PROFILES:
             raise ParameterError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
         merged = {**self.params.get("local", {}), **self.params.get(profile, {}), **(overrides or {})}
+        for key, value in merged.items():  # model names are checked before anything runs
+            if key == "model_name" or key.endswith("_model_name") or key == "model_names":
+                from .models import check_model_name
+
+                for name in value if isinstance(value, list) else [value]:
+                    check_model_name(str(name))
         declared = declared_parameters(self.notebook)
         unknown = sorted(set(merged) - set(declared))
         if unknown:
@@ -64,10 +70,10 @@ class Chapter:
         return merged
 
 
-def load_registry(path: Path = REGISTRY) -> dict[str, Chapter]:
-    data = yaml.safe_load(path.read_text()) or {}
+def load_registry(path: Optional[Path] = None) -> dict[str, Chapter]:
+    data = yaml.safe_load((path or REGISTRY).read_text()) or {}
     chapters = {}
-    for entry in data.get("chapters", []):
+    for entry in data.get("chapters") or []:
         if Path(entry["notebook"]).stem != entry["name"]:
             raise BuildError(f"Chapter {entry['name']!r} must be named after its notebook {entry['notebook']!r}.")
         chapter = Chapter(
@@ -218,15 +224,23 @@ def execute(chapter: Chapter, params: dict[str, Any], output: Path, key: str = "
     return time.time() - start
 
 
-def render_html(strict: bool = True) -> Path:
-    """Render the book with jupyter-book 1.x; chapters not executed yet are left out of the TOC."""
-    toc = yaml.safe_load((REPO_ROOT / "_toc.yml").read_text())
+def render_html(book_dir: Optional[Path] = None, out_root: Path = REPO_ROOT, strict: bool = True,
+                toc: Optional[Path] = None) -> Path:
+    """Render ``book_dir`` with jupyter-book 1.x into ``out_root/_build/html``.
+
+    Chapters not executed yet are left out of the table of contents (with a note).
+    """
+    book_dir = book_dir or BOOK_DIR
+    build_dir = out_root / "_build"
+    build_dir.mkdir(parents=True, exist_ok=True)
+    toc_source = toc or REPO_ROOT / "_toc.yml"
+    toc = yaml.safe_load(toc_source.read_text())
     missing: list[str] = []
 
     def prune(entries: list[dict]) -> list[dict]:
         kept = []
         for entry in entries:
-            if "file" in entry and not any((BOOK_DIR / (entry["file"] + ext)).exists()
+            if "file" in entry and not any((book_dir / (entry["file"] + ext)).exists()
                                            for ext in (".md", ".ipynb", "")):
                 missing.append(entry["file"])
                 continue
@@ -241,33 +255,32 @@ def render_html(strict: bool = True) -> Path:
     for key in ("parts", "chapters"):
         if key in toc:
             toc[key] = prune(toc[key])
-    toc_path = REPO_ROOT / "_toc.yml"
+    toc_path = toc_source
     if missing:
         print(f"note: not yet executed, left out of the HTML: {', '.join(missing)}")
-        toc_path = REPO_ROOT / "_build" / "_toc.partial.yml"
-        toc_path.parent.mkdir(exist_ok=True)
+        toc_path = build_dir / "_toc.partial.yml"
         toc_path.write_text(yaml.safe_dump(toc, sort_keys=False))
     exe = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(BOOK_DIR), "--path-output", str(REPO_ROOT),
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir), "--path-output", str(out_root),
            "--config", str(REPO_ROOT / "_config.yml"), "--toc", str(toc_path)]
     if strict:
         cmd += ["-W", "--keep-going"]
     start = time.time()
     proc = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True)
-    html = REPO_ROOT / "_build" / "html"
+    html = build_dir / "html"
     if proc.returncode != 0:
-        log = REPO_ROOT / "_build" / "jupyter-book.log"
+        log = build_dir / "jupyter-book.log"
         log.write_text(proc.stdout + proc.stderr)
         warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "WARNING" in line or "ERROR" in line]
         raise BuildError(
             f"jupyter-book failed ({len(warnings)} warnings/errors, first: {warnings[0] if warnings else '?'}); "
-            f"full log in {log.relative_to(REPO_ROOT)}."
+            f"full log in {log}."
         )
     from .viz import BUNDLE_NAME, bundle_path
 
     (html / "_static").mkdir(parents=True, exist_ok=True)
     shutil.copy(bundle_path(), html / "_static" / BUNDLE_NAME)
-    print(f"HTML rendered in {time.time() - start:.1f} s: {(html / 'index.html').relative_to(REPO_ROOT)}")
+    print(f"HTML rendered in {time.time() - start:.1f} s: {html / 'index.html'}")
     return html
 
 
@@ -315,6 +328,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--list", action="store_true", help="list chapters and parameters")
     args = parser.parse_args(argv)
     try:
+        if args.profile not in PROFILES:
+            raise ParameterError(f"Unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}.")
         chapters = select(load_registry(), args.chapter)
         overrides = parse_overrides(args.param)
         if args.list:

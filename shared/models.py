@@ -209,11 +209,17 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
         bridge = _boot_hf(hub_id, device=device, revision=revision)
         _label(bridge, name, f"pretrained {hub_id!r}" + (f" at revision {revision}" if revision else ""))
         return bridge
-    known = sorted(local_models()) + sorted(PRETRAINED)
+    check_model_name(name)
+    raise AssertionError("unreachable")
+
+
+def check_model_name(name: str) -> None:
+    """Raise :class:`UnknownModelError` unless ``name`` is a local, pretrained or folder model."""
+    if name in local_models() or name in PRETRAINED or "/" in name or Path(name).expanduser().is_dir():
+        return
     raise UnknownModelError(
         f"Unknown model {name!r}: use a local model ({', '.join(sorted(local_models())) or 'none'}), "
         f"a pretrained name ({', '.join(sorted(PRETRAINED))}), a hub id 'org/name' or a model folder."
-        if known else f"Unknown model {name!r}."
     )
 
 
@@ -246,7 +252,8 @@ def describe(bridge: Any) -> str:
 
 
 __all__ = [
-    "Checkpoints", "LocalModel", "PRETRAINED", "boot_native", "checkpoint_steps", "config_key",
+    "Checkpoints", "LocalModel", "PRETRAINED", "boot_native", "check_model_name", "checkpoint_steps",
+    "config_key",
     "describe", "load_model", "local_model_dir", "local_models", "model_metrics",
     "register_local_model",
 ]
