@@ -211,3 +211,336 @@ def predictions(bridge: Any, data: AlgoData, **kw: Any) -> torch.Tensor:
 def accuracy(bridge: Any, data: AlgoData, **kw: Any) -> float:
     """Share of sequences whose top prediction (over the whole vocabulary) is the right answer."""
     return float((predictions(bridge, data, **kw) == data.answers).float().mean())
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading the circuit
+# ----------------------------------------------------------------------------------------------
+
+def head_names(bridge: Any) -> list[str]:
+    return [f"L{l}H{h}" for l in range(bridge.cfg.n_layers) for h in range(bridge.cfg.n_heads)]
+
+
+@torch.no_grad()
+def run_cache(bridge: Any, data: AlgoData, names: Callable[[str], bool]) -> dict[str, torch.Tensor]:
+    """Activations whose hook name passes ``names``, for all of ``data`` (full width)."""
+    _, cache = bridge.run_with_cache(data.tokens, names_filter=names)
+    return {k: v for k, v in cache.items()}
+
+
+@torch.no_grad()
+def answer_attention(bridge: Any, data: AlgoData, scores: bool = False) -> torch.Tensor:
+    """Attention (or pre-softmax scores) from the SEP position: [batch, layer, head, src]."""
+    hook = "hook_attn_scores" if scores else "hook_pattern"
+    cache = run_cache(bridge, data, lambda n: n.endswith(hook))
+    rows = _rows(data)
+    return torch.stack([cache[f"blocks.{l}.attn.{hook}"][rows, :, data.lengths]
+                        for l in range(bridge.cfg.n_layers)], dim=1)
+
+
+def value_ranks(data: AlgoData) -> torch.Tensor:
+    """[batch, width] rank of each list value among its list (0 = smallest; ties by position); -1 elsewhere."""
+    valid = data.value_mask()
+    keyed = torch.where(valid, data.tokens * 1000 + torch.arange(data.tokens.shape[1]), torch.full_like(data.tokens, 10**9))
+    ranks = keyed.argsort(dim=1).argsort(dim=1)
+    return torch.where(valid, ranks, torch.full_like(ranks, -1))
+
+
+def attention_by(data: AlgoData, attn: torch.Tensor, key: str = "value", relative: bool = False) -> np.ndarray:
+    """Mean of ``attn`` [batch, layer, head, src] over list positions, grouped by the key's value or rank.
+
+    Returns [layer, head, groups] (NaN for empty groups). ``key="rank"`` groups by rank among the
+    list; with ``relative=True`` rank minus the median rank ``(L - 1) // 2``, offset so group 0 is -n.
+    """
+    valid = data.value_mask()
+    width = data.tokens.shape[1]
+    if key == "value":
+        group, groups = data.tokens, data.V
+    elif key == "rank":
+        group = value_ranks(data)
+        groups = width
+        if relative:
+            group = group - ((data.lengths - 1) // 2)[:, None] + width
+            groups = 2 * width
+    else:
+        raise ParameterError(f"Group attention by 'value' or 'rank', not {key!r}.")
+    att = attn[:, :, :, :width].permute(1, 2, 0, 3)[:, :, valid]  # [layer, head, items]
+    g = group[valid]
+    total = torch.zeros(*att.shape[:2], groups).index_add_(2, g, att.float())
+    count = torch.zeros(groups).index_add_(0, g, torch.ones_like(g, dtype=torch.float))
+    out = (total / count).numpy()
+    out[:, :, count.numpy() == 0] = np.nan
+    return out
+
+
+def monotonicity(curve: np.ndarray) -> dict[str, float]:
+    """Spearman correlation of ``curve`` with its index and the share of falling adjacent steps."""
+    idx = np.flatnonzero(~np.isnan(curve))
+    c = curve[idx]
+    rank_c = c.argsort().argsort().astype(float)
+    rank_i = np.arange(len(c), dtype=float)
+    spearman = float(np.corrcoef(rank_i, rank_c)[0, 1]) if len(c) > 2 else float("nan")
+    steps = np.diff(c)
+    return {"spearman": spearman, "falling_share": float((steps < 0).mean()), "points": int(len(c))}
+
+
+@torch.no_grad()
+def ov_by_source(bridge: Any, data: AlgoData, layer: int, head: int) -> np.ndarray:
+    """OV circuit read from activations: [source value, output value] mean direct logit effect.
+
+    For every list token, its value vector through the head's ``W_O`` and the unembedding gives the
+    logits it would add at the answer if fully attended. Rows are averaged over tokens with the same
+    value (all positions and contexts) and centred over the output values.
+    """
+    v = run_cache(bridge, data, lambda n: n == f"blocks.{layer}.attn.hook_v")[f"blocks.{layer}.attn.hook_v"]
+    direct = v[:, :, head] @ bridge.W_O[layer, head] @ bridge.W_U[:, : data.V]  # [batch, pos, V]
+    valid = data.value_mask()
+    vals, eff = data.tokens[valid], direct[valid]
+    total = torch.zeros(data.V, data.V).index_add_(0, vals, eff)
+    count = torch.zeros(data.V).index_add_(0, vals, torch.ones(len(vals)))
+    out = total / count[:, None].clamp_min(1)
+    out = out - out.mean(dim=1, keepdim=True)
+    out[count == 0] = float("nan")
+    return out.numpy()
+
+
+def copying_score(ov: np.ndarray) -> float:
+    """Share of source values (rows with data) whose largest output effect is on the same value."""
+    rows = np.flatnonzero(~np.isnan(ov[:, 0]))
+    return float((np.nanargmax(ov[rows], axis=1) == rows).mean())
+
+
+@torch.no_grad()
+def direct_logit_attribution(bridge: Any, data: AlgoData) -> "pd.Series":
+    """Mean direct contribution of each component to ``logit(answer) - mean logit over values``.
+
+    Components: token+position embeddings, every head (its ``z @ W_O``), every MLP, and all biases
+    together. Without LayerNorm they add up exactly to the final logit difference (checked).
+    """
+    import pandas as pd
+
+    cfg = bridge.cfg
+    cache = run_cache(bridge, data, lambda n: n.endswith(("hook_z", "hook_mlp_out", "hook_embed", "hook_pos_embed")))
+    rows, pos = _rows(data), data.lengths
+    direction = bridge.W_U[:, data.answers].T - bridge.W_U[:, : data.V].mean(dim=1)  # [batch, d_model]
+    out: dict[str, torch.Tensor] = {}
+    out["embed"] = ((cache["hook_embed"][rows, pos] + cache["hook_pos_embed"][rows, pos]) * direction).sum(-1)
+    bias = torch.zeros(cfg.d_model)
+    for l in range(cfg.n_layers):
+        z = cache[f"blocks.{l}.attn.hook_z"][rows, pos]  # [batch, head, d_head]
+        for h in range(cfg.n_heads):
+            out[f"L{l}H{h}"] = ((z[:, h] @ bridge.W_O[l, h]) * direction).sum(-1)
+        bias = bias + bridge.b_O[l]
+        if not cfg.attn_only:
+            mlp = cache[f"blocks.{l}.hook_mlp_out"][rows, pos]
+            out[f"MLP{l}"] = (mlp * direction).sum(-1)
+    out["biases"] = (bias * direction).sum(-1)
+    logits = answer_logits(bridge, data)
+    actual = logits[rows, data.answers] - logits[:, : data.V].mean(-1)
+    bu = bridge.b_U[data.answers] - bridge.b_U[: data.V].mean()
+    out["biases"] = out["biases"] + bu
+    total = sum(out.values())
+    if not torch.allclose(total, actual, atol=1e-3 * max(1.0, float(actual.abs().max()))):
+        raise RuntimeError("Direct logit attribution does not add up to the logits; the model has LayerNorm?")
+    return pd.Series({k: float(v.mean()) for k, v in out.items()}, name="mean logit difference")
+
+
+def _mean_ablate_hook(mean: torch.Tensor, head: Optional[int]):
+    def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
+        act = act.clone()
+        width = act.shape[1]
+        if head is None:
+            act[:] = mean[:width]
+        else:
+            act[:, :, head] = mean[:width, head]
+        return act
+    return hook
+
+
+@torch.no_grad()
+def ablation_accuracy(bridge: Any, data: AlgoData, reference: Optional[AlgoData] = None) -> "pd.DataFrame":
+    """Accuracy when one head's output (``hook_z``) or one MLP's output is mean-ablated.
+
+    The mean is taken per position over ``reference`` (default: ``data``), so every position keeps
+    its average behaviour and only the information specific to the list is removed.
+    """
+    import pandas as pd
+
+    cfg = bridge.cfg
+    reference = reference or data
+    cache = run_cache(bridge, reference, lambda n: n.endswith(("hook_z", "hook_mlp_out")))
+    base = accuracy(bridge, data)
+    rows = []
+    items = [(l, h) for l in range(cfg.n_layers) for h in range(cfg.n_heads)]
+    if not cfg.attn_only:
+        items += [(l, None) for l in range(cfg.n_layers)]
+    for l, h in tqdm(items, desc="ablating", leave=False):
+        if h is None:
+            name, label = f"blocks.{l}.hook_mlp_out", f"MLP{l}"
+        else:
+            name, label = f"blocks.{l}.attn.hook_z", f"L{l}H{h}"
+        mean = cache[name].mean(0)
+        acc = accuracy(bridge, data, fwd_hooks=[(name, _mean_ablate_hook(mean, h))])
+        rows.append({"component": label, "accuracy": acc, "drop": base - acc})
+    return pd.DataFrame(rows).set_index("component")
+
+
+# ----------------------------------------------------------------------------------------------
+# Failure analysis
+# ----------------------------------------------------------------------------------------------
+
+def accuracy_by_length(bridge: Any, recipe: dict[str, Any], count: int = 500,
+                       repeats: bool = False) -> "pd.DataFrame":
+    """Accuracy on held-out lists of every length the model's context allows (2 .. n + extra)."""
+    import pandas as pd
+
+    trained = set(training_lengths(recipe))
+    longest = bridge.cfg.n_ctx - 2
+    rows = []
+    for L in tqdm(range(2, longest + 1), desc="lengths", leave=False):
+        if not repeats and L > recipe["V"]:
+            continue
+        data = test_set(recipe, count=count, lengths=[L], repeats=repeats, seed_offset=L)
+        rows.append({"length": L, "accuracy": accuracy(bridge, data), "trained": L in trained})
+    return pd.DataFrame(rows).set_index("length")
+
+
+def accuracy_by_answer(bridge: Any, data: AlgoData) -> "pd.DataFrame":
+    """Accuracy and count per answer value (shows the vocabulary edges)."""
+    import pandas as pd
+
+    correct = (predictions(bridge, data) == data.answers).float()
+    df = pd.DataFrame({"answer": data.answers.numpy(), "correct": correct.numpy()})
+    return df.groupby("answer")["correct"].agg(accuracy="mean", count="size")
+
+
+def repeat_breakdown(bridge: Any, data: AlgoData) -> "pd.DataFrame":
+    """Accuracy on lists with repeats, split by whether the answer value itself is repeated."""
+    import pandas as pd
+
+    correct = (predictions(bridge, data) == data.answers)
+    valid = data.value_mask()
+    answer_count = ((data.tokens == data.answers[:, None]) & valid).sum(1)
+    distinct = torch.tensor([len(set(data.values(i))) for i in range(len(data))])
+    has_repeat = distinct < data.lengths
+    groups = {
+        "no repeated value": ~has_repeat,
+        "repeats, answer value once": has_repeat & (answer_count == 1),
+        "repeats, answer value repeated": answer_count > 1,
+    }
+    return pd.DataFrame([{"lists": k, "count": int(m.sum()),
+                          "accuracy": float(correct[m].float().mean()) if m.any() else float("nan")}
+                         for k, m in groups.items()]).set_index("lists")
+
+
+# ----------------------------------------------------------------------------------------------
+# Figures (shared by both chapters)
+# ----------------------------------------------------------------------------------------------
+
+def plot_training(metrics: dict[str, Any], title: str = "") -> None:
+    """Answer loss and held-out accuracy during training."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    loss = np.array(metrics["loss_curve"])
+    a.plot(loss[:, 0], loss[:, 1])
+    a.set(yscale="log", xlabel="step", ylabel="answer loss (train)", title=title)
+    acc = np.array(metrics["test_accuracy_curve"])
+    b.plot(acc[:, 0], acc[:, 1], marker=".")
+    b.axhline(0.99, color="gray", ls="--", lw=1, label="99%")
+    b.set(xlabel="step", ylabel="held-out accuracy", ylim=(0, 1.02))
+    b.legend()
+    plt.tight_layout()
+    plt.show()
+
+
+def plot_by_group(curves: dict[str, np.ndarray], xlabel: str, ylabel: str, title: str = "",
+                  x: Optional[np.ndarray] = None) -> None:
+    """Line plot of several curves indexed by value or rank (NaN points are skipped)."""
+    import matplotlib.pyplot as plt
+
+    plt.figure(figsize=(7, 3.4))
+    for label, curve in curves.items():
+        xs = np.arange(len(curve)) if x is None else x
+        ok = ~np.isnan(curve)
+        plt.plot(xs[ok], curve[ok], marker=".", label=label)
+    plt.xlabel(xlabel), plt.ylabel(ylabel), plt.title(title)
+    plt.legend(fontsize=8, ncol=2)
+    plt.tight_layout()
+    plt.show()
+
+
+def plot_ov(ov: np.ndarray, title: str) -> None:
+    """Heatmap of an OV table [source value, output value]."""
+    import matplotlib.pyplot as plt
+
+    lim = np.nanmax(np.abs(ov))
+    plt.figure(figsize=(5.2, 4.4))
+    plt.imshow(ov, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    plt.colorbar(label="direct logit effect (centred)")
+    plt.xlabel("output token (value)"), plt.ylabel("attended token (value)"), plt.title(title)
+    plt.tight_layout()
+    plt.show()
+
+
+def plot_components(dla: "pd.Series", ablation: "pd.DataFrame", title: str = "") -> None:
+    """Direct logit attribution and mean-ablation accuracy drop, side by side."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.2))
+    dla.plot.bar(ax=a, color="tab:blue")
+    a.set(ylabel="logit(answer) - mean logit", title="direct logit attribution")
+    ablation["drop"].plot.bar(ax=b, color="tab:red")
+    b.set(ylabel="accuracy drop", title="mean ablation", ylim=(0, 1))
+    fig.suptitle(title)
+    plt.tight_layout()
+    plt.show()
+
+
+def plot_failures(by_length: "pd.DataFrame", by_answer: "pd.DataFrame", repeats: "pd.DataFrame") -> None:
+    """Accuracy by list length (trained lengths marked), by answer value, and with repeats."""
+    import matplotlib.pyplot as plt
+
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.2))
+    colors = ["tab:green" if t else "tab:orange" for t in by_length["trained"]]
+    a.bar(by_length.index, by_length["accuracy"], color=colors)
+    a.set(xlabel="list length (green: trained, orange: not)", ylabel="accuracy", ylim=(0, 1.02))
+    b.plot(by_answer.index, by_answer["accuracy"], marker=".")
+    b.set(xlabel="answer value", ylabel="accuracy", ylim=(0, 1.02), title="by answer value")
+    repeats["accuracy"].plot.barh(ax=c, color="tab:purple")
+    c.set(xlabel="accuracy", xlim=(0, 1.02), title="lists with repeated values")
+    plt.tight_layout()
+    plt.show()
+
+
+# ----------------------------------------------------------------------------------------------
+# Summary used by both chapters
+# ----------------------------------------------------------------------------------------------
+
+def attention_on_answer(data: AlgoData, attn: torch.Tensor) -> np.ndarray:
+    """[layer, head] mean attention from SEP onto list tokens whose value is the answer."""
+    width = data.tokens.shape[1]
+    hit = (data.tokens == data.answers[:, None]) & data.value_mask()
+    return (attn[..., :width] * hit[:, None, None, :]).sum(-1).mean(0).numpy()
+
+
+def circuit_summary(bridge: Any, data: AlgoData) -> dict[str, Any]:
+    """Key numbers of a model on ``data``: accuracy, deciding head, its attention, QK and OV readouts."""
+    ablation = ablation_accuracy(bridge, data)
+    heads = ablation.loc[[i for i in ablation.index if i.startswith("L")]]
+    top = heads["drop"].idxmax()
+    layer, head = int(top[1]), int(top[3:])
+    attn = answer_attention(bridge, data)
+    scores = answer_attention(bridge, data, scores=True)
+    by_value = attention_by(data, scores, "value")[layer, head]
+    return {
+        "accuracy": accuracy(bridge, data),
+        "ablation": ablation,
+        "deciding_head": top,
+        "layer": layer,
+        "head": head,
+        "attention_on_answer": attention_on_answer(data, attn),
+        "qk_by_value": by_value,
+        "qk_monotonicity": monotonicity(by_value),
+        "copying": copying_score(ov_by_source(bridge, data, layer, head)),
+    }

@@ -11,8 +11,11 @@ Tasks (``TASKS``): ``numerals`` (1..100), ``number_words`` (one..twenty), ``mont
 
 Templates (``TEMPLATES``):
 
-* ``bare``: ``" 1 2 3 4"`` (a leading space, so every member is the same token as an answer);
-* ``among_words``: ``"Van done in 1. Hat done in 2. Ring done in 3. Desk done in 4. Sun done in"``
+* ``bare``: ``" 1 2 3 4"``.
+
+Every word carries its leading space, as in running text, so a member is the same token wherever
+it appears and as an answer.
+* ``among_words``: ``" Van done in 1. Hat done in 2. Ring done in 3. Desk done in 4. Sun done in"``
   (``verb`` and the ``fillers`` pool are parameters).
 
 The model reads ``BOS + tokens(text)`` everywhere (BOS = the tokenizer's ``bos_token_id``, or its
@@ -173,8 +176,7 @@ def render(task: str, template: str, members: Sequence[str], answer: str, incorr
         if len(fillers) != len(members) + 1:
             raise ParameterError(f"The among-words template needs {len(members) + 1} fillers, got {len(fillers)}.")
         for i, m in enumerate(members):
-            if i:
-                put(" ")
+            put(" ")
             put(fillers[i], filler_spans)
             put(f" {verb} ")
             put(m, member_spans)

@@ -1,0 +1,229 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Find the minimum: how does a small transformer pick the smallest number?
+#
+# We train tiny transformers to read a list of integers and answer with its minimum, then read the
+# answer off their weights and activations: which head decides, how its attention score depends on
+# the value it looks at (the QK circuit), what it writes once it has looked (the OV circuit), and
+# where the model breaks.
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+task = "min"
+n = 10            # longest training list (lists of 2..n values are trained)
+V = 64            # values are 0..V-1
+n_layers = 1
+attn_only = True
+seed = 0
+steps = 1500      # training steps (changing any of these trains a new model on first use)
+n_examples = 2000 # held-out lists analysed
+compare_with = ["min-2l-mlp"]  # other zoo models summarised at the end
+
+# %%
+import numpy as np
+import torch
+import pandas as pd
+from shared import algorithmic as alg
+from shared.errors import ParameterError
+from shared.models import load_model, local_models, model_metrics
+from shared.notebook import report_run, say, seed_everything
+from shared.viz import attention_patterns
+from shared.zoo_algorithmic import algorithmic_model
+
+if task != "min":
+    raise ParameterError(f"This chapter studies the task 'min'; use algorithmic_median for {task!r}.")
+if n_examples < 10 or n_examples > 20000:
+    raise ParameterError(f"n_examples must lie between 10 and 20000, got {n_examples}.")
+seed_everything(seed)
+model_name = algorithmic_model(task, n_layers, attn_only, n=n, V=V, seed=seed, steps=steps)
+recipe = local_models()[model_name].recipe
+model = load_model(model_name)
+report_run(model, model_name=model_name, task=task, n=n, V=V, n_layers=n_layers, attn_only=attn_only,
+           seed=seed, steps=steps, n_examples=n_examples)
+
+# %% [markdown]
+# ## The task and the held-out split
+#
+# A list of 2 to `n` distinct values from `0..V-1` is followed by a separator `SEP`; the model must
+# predict the minimum at `SEP`. Only that one prediction is trained. Lists are split by their
+# *multiset*: a fixed hash of the sorted values sends a fifth of all multisets to the held-out set,
+# so no test list is a reordering of a training list. We check the generator against a plain-Python
+# reference and the split against a fresh training sample.
+
+# %%
+data = alg.test_set(recipe, count=n_examples)
+train_sample = alg.make_data(task, V, n_examples, alg.training_lengths(recipe), "train", seed=seed + 1,
+                             width=data.tokens.shape[1])
+wrong = sum(int(data.answers[i]) != alg.reference_answer(task, data.values(i)) for i in range(len(data)))
+test_sets = {tuple(sorted(data.values(i))) for i in range(len(data))}
+overlap = sum(tuple(sorted(train_sample.values(i))) in test_sets for i in range(len(train_sample)))
+for i in range(3):
+    print(" ".join(data.labels(i)), "->", int(data.answers[i]))
+say(f"The generator disagrees with the brute-force reference on **{wrong}** of {len(data)} held-out lists, "
+    f"and **{overlap}** of {len(train_sample)} training lists share a multiset with the held-out set.")
+
+# %% [markdown]
+# ## Training
+#
+# The zoo trains the model on first use (AdamW, answer-only cross-entropy, fresh training lists each
+# step, fixed seed) and ships the weights. The curves below were recorded during that run.
+
+# %%
+metrics = model_metrics(model_name)
+alg.plot_training(metrics, title=model_name)
+acc = alg.accuracy(model, data)
+say(f"After {recipe['steps']} steps ({metrics['train_seconds']} s on CPU) the model answers **{acc:.2%}** of "
+    f"{len(data)} held-out lists correctly (recorded at training time on {metrics['test_size']} lists: "
+    f"{metrics['test_accuracy']:.2%}).")
+
+# %% [markdown]
+# ## Which component decides?
+#
+# We mean-ablate each head (replace its output by its average at that position) and, if present,
+# each MLP, and measure the accuracy that is lost. We also split the answer's logit (minus the mean
+# logit over all values) into the direct contributions of each component; without LayerNorm this
+# split is exact.
+
+# %%
+summary = alg.circuit_summary(model, data)
+dla = alg.direct_logit_attribution(model, data)
+alg.plot_components(dla, summary["ablation"], title=model_name)
+top, layer, head = summary["deciding_head"], summary["layer"], summary["head"]
+abl = summary["ablation"]
+others = abl.drop(index=top)["drop"]
+say(f"Ablating **{top}** drops accuracy by **{abl.loc[top, 'drop']:.1%}** (to {abl.loc[top, 'accuracy']:.1%}); "
+    f"the largest drop from any other component is {others.max():.1%} ({others.idxmax()}). "
+    f"{top} also contributes {dla[top]:.1f} of the total {dla.sum():.1f} direct logit difference "
+    f"(largest direct contributor: {dla.idxmax()}).")
+
+# %% [markdown]
+# ## Where does the answer position look?
+#
+# Below, the attention of every head on three held-out lists (hover the `SEP` row), then the average
+# attention from `SEP` as a function of the key's rank in its list (rank 0 = the minimum).
+
+# %%
+attn_full = alg.run_cache(model, data.subset(torch.arange(3)), lambda k: k.endswith("hook_pattern"))
+for i in range(3):
+    L = int(data.lengths[i]) + 1
+    pattern = torch.cat([attn_full[f"blocks.{l}.attn.hook_pattern"][i, :, :L, :L] for l in range(n_layers)])
+    display(attention_patterns(data.labels(i), pattern, alg.head_names(model)))
+
+# %%
+attn = alg.answer_attention(model, data)
+by_rank = alg.attention_by(data, attn, "rank")
+alg.plot_by_group({name: by_rank[int(name[1]), int(name[3:])] for name in alg.head_names(model)},
+                  "rank of the key token in its list (0 = minimum)", "mean attention from SEP",
+                  "Attention from the answer position by key rank")
+on_answer = summary["attention_on_answer"]
+say(f"On average **{top}** puts **{on_answer[layer, head]:.1%}** of its attention from `SEP` on the minimum "
+    f"(rank 0) and {np.nansum(by_rank[layer, head, 1:]) / max(1, np.isfinite(by_rank[layer, head, 1:]).sum()):.1%} "
+    f"on a typical other rank.")
+
+# %% [markdown]
+# ## QK circuit: is the attention score monotone in the key's value?
+#
+# For the deciding head we average the pre-softmax score from `SEP` to each list token, grouped by
+# the token's value. A head that finds the minimum should score small values higher: the curve should
+# fall as the value grows.
+
+# %%
+scores = alg.answer_attention(model, data, scores=True)
+by_value = alg.attention_by(data, scores, "value")
+alg.plot_by_group({name: by_value[int(name[1]), int(name[3:])] for name in alg.head_names(model)},
+                  "value of the key token", "mean attention score from SEP", "QK: score by key value")
+mono = summary["qk_monotonicity"]
+curve = summary["qk_by_value"]
+say(f"For **{top}** the Spearman correlation between key value and score is **{mono['spearman']:.3f}** "
+    f"(-1 = perfectly falling); {mono['falling_share']:.0%} of the {mono['points'] - 1} steps between "
+    f"neighbouring values go down. Scores span {np.nanmax(curve) - np.nanmin(curve):.1f} from value "
+    f"{int(np.nanargmax(curve))} (highest) to {int(np.nanargmin(curve))} (lowest). "
+    + ("The score is strictly monotone, so softmax concentrates on the smallest value present."
+       if mono["falling_share"] == 1.0 else
+       "The score is not strictly monotone: where neighbouring values invert, the head can confuse them "
+       "when both occur in one list."))
+
+# %% [markdown]
+# ## OV circuit: what does the head write once it attends?
+#
+# Each list token's value vector, passed through the head's output matrix and the unembedding, gives
+# the logits the head would add if it attended only to that token. Averaged by the token's value this
+# is a value-to-value table; a copying head has its largest entries on the diagonal.
+
+# %%
+ov = alg.ov_by_source(model, data, layer, head)
+alg.plot_ov(ov, f"OV circuit of {top}")
+say(f"For **{summary['copying']:.0%}** of the values seen, the output most pushed up by attending to that "
+    f"value is the value itself: {top} copies what it attends to.")
+
+# %% [markdown]
+# ## Failure analysis
+#
+# We test lists of every length the context allows (lengths above `n` were never trained), lists
+# with repeated values (never trained), and accuracy by answer value, which shows the vocabulary edges.
+
+# %%
+by_length = alg.accuracy_by_length(model, recipe, count=max(50, n_examples // 4))
+by_answer = alg.accuracy_by_answer(model, data)
+rep = alg.repeat_breakdown(model, alg.test_set(recipe, count=n_examples, repeats=True, seed_offset=99))
+alg.plot_failures(by_length, by_answer, rep)
+trained_acc = by_length.loc[by_length["trained"], "accuracy"]
+untrained = by_length.loc[~by_length["trained"], "accuracy"]
+edge = by_answer.loc[by_answer.index >= V // 2]
+say(f"Trained lengths: {trained_acc.min():.1%}–{trained_acc.max():.1%}. Longer lists ({', '.join(map(str, untrained.index))}): "
+    f"{', '.join(f'{a:.0%}' for a in untrained)}. With repeats: "
+    + "; ".join(f"{k} {r.accuracy:.1%} (n={r['count']})" for k, r in rep.iterrows())
+    + f". Answers in the upper half of the vocabulary (rare for a minimum, {int(edge['count'].sum())} lists) "
+    f"are right {float((edge['accuracy'] * edge['count']).sum() / max(1, edge['count'].sum())):.1%} of the time; "
+    f"the smallest answer value 0 is right {by_answer['accuracy'].iloc[0]:.1%}.")
+
+# %% [markdown]
+# ## The same question for other models
+#
+# The same measurements for the other shipped model(s) of this task.
+
+# %%
+rows = []
+for name in compare_with:
+    other = load_model(name)
+    other_data = alg.test_set(local_models()[name].recipe, count=n_examples)
+    s = alg.circuit_summary(other, other_data)
+    rows.append({"model": name, "held-out accuracy": s["accuracy"], "deciding head": s["deciding_head"],
+                 "ablation drop": s["ablation"].loc[s["deciding_head"], "drop"],
+                 "attention on answer": s["attention_on_answer"][s["layer"], s["head"]],
+                 "QK Spearman": s["qk_monotonicity"]["spearman"], "copying share": s["copying"]})
+rows.insert(0, {"model": model_name, "held-out accuracy": summary["accuracy"], "deciding head": top,
+                "ablation drop": abl.loc[top, "drop"], "attention on answer": on_answer[layer, head],
+                "QK Spearman": mono["spearman"], "copying share": summary["copying"]})
+table = pd.DataFrame(rows).set_index("model")
+display(table.round(3))
+say("In every model listed, " + "; ".join(
+    f"**{m}** relies on {r['deciding head']} ({r['ablation drop']:.0%} accuracy lost without it), which puts "
+    f"{r['attention on answer']:.0%} of its attention on the answer, scores keys with Spearman "
+    f"{r['QK Spearman']:.2f} against their value and copies for {r['copying share']:.0%} of values"
+    for m, r in table.iterrows()) + ".")
+
+# %% [markdown]
+# ## What it means
+#
+# Finding a minimum needs no comparison between list items inside the model: one head whose score
+# falls with the key's value, followed by a softmax, selects the smallest token, and a copying OV
+# circuit writes it out. The numbers above say how well each trained model matches that picture and
+# where it stops working (lengths it never saw, values it rarely answered).

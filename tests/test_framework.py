@@ -1,0 +1,162 @@
+"""Framework scores on hand-set weights whose answers are known in advance."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from shared import framework as fw
+from shared.errors import ParameterError
+from shared.models import boot_native
+
+V, P = 24, 32          # vocabulary, context
+TOK, POS, PREV, OUT = 0, V, V + P, 2 * V + P   # residual-stream slots (one-hot blocks)
+D_MODEL, D_HEAD = 3 * V + P, P
+SHARP = 60.0           # attention logit scale: makes the hand-built patterns near one-hot
+
+
+def _linear(bridge, layer: int, name: str) -> torch.nn.Linear:
+    attn = bridge.original_model.layers[layer]._original_component.attn._original_component
+    return getattr(attn, name)._original_component
+
+
+@torch.no_grad()
+def _set_head(bridge, layer: int, head: int, W_Q, W_K, W_V, W_O) -> None:
+    """Write one head's [d_model, d_head] / [d_head, d_model] matrices into the native linears."""
+    rows = slice(head * D_HEAD, (head + 1) * D_HEAD)
+    for name, mat in (("q", W_Q), ("k", W_K), ("v", W_V)):
+        lin = _linear(bridge, layer, name)
+        lin.weight[rows] = mat.T
+        lin.bias[rows] = 0
+    lin = _linear(bridge, layer, "o")
+    lin.weight[:, rows] = W_O.T
+    lin.bias.zero_()
+
+
+def _block(n_rows: int, row0: int, col0: int, n: int, scale: float = 1.0, shift: int = 0, n_cols: int = D_HEAD):
+    """Zero matrix with ``scale`` at (row0 + i, col0 + i + shift) for i in range(n)."""
+    m = torch.zeros(n_rows, n_cols)
+    for i in range(n):
+        if 0 <= col0 + i + shift < n_cols:
+            m[row0 + i, col0 + i + shift] = scale
+    return m
+
+
+def _repeated_distinct(seq_len: int, batch: int, seed: int) -> torch.Tensor:
+    """Like ``fw.repeated_random_tokens`` but without repeats inside a half (one earlier match)."""
+    gen = torch.Generator().manual_seed(seed)
+    half = torch.stack([torch.randperm(V, generator=gen)[:seq_len] for _ in range(batch)])
+    return torch.cat([half, half], dim=1)
+
+
+@pytest.fixture(scope="module")
+def induction_model():
+    """A 2-layer attention-only model wired by hand as previous-token head -> induction head.
+
+    L0H0 attends from position i to i-1 (queries/keys from one-hot positions) and writes the token
+    it sees into the PREV slot. L1H0 queries with the current token and keys with the PREV slot, so
+    it attends to the position after an earlier copy of the current token (K-composition), and
+    copies that position's token into the OUT slot, which the unembedding reads.
+    L0H1 and L1H1 are distractors confined to the positional slot.
+    """
+    cfg = dict(n_layers=2, d_model=D_MODEL, n_heads=2, d_head=D_HEAD, d_vocab=V, n_ctx=P,
+               attn_only=True, normalization_type=None, seed=0)
+    bridge = boot_native(cfg)
+    model = bridge.original_model
+    with torch.no_grad():
+        model.tok_embed._original_component.weight.copy_(_block(V, 0, TOK, V, n_cols=D_MODEL))
+        model.pos._original_component.weight.copy_(_block(P, 0, POS, P, n_cols=D_MODEL))
+        model.head._original_component.weight.copy_(_block(D_MODEL, OUT, 0, V, n_cols=V).T)
+        model.head._original_component.bias.zero_()
+        eye_tok = _block(D_MODEL, TOK, 0, V)              # token slot -> head dims 0..V
+        # L0H0: query position i on head dim i, key position j on head dim j + 1.
+        _set_head(bridge, 0, 0, _block(D_MODEL, POS, 0, P, SHARP), _block(D_MODEL, POS, 0, P, 1.0, shift=1),
+                  eye_tok, _block(D_HEAD, 0, PREV, V, n_cols=D_MODEL))
+        # L1H0: query = current token, key = previous token slot, value = token -> OUT slot.
+        _set_head(bridge, 1, 0, _block(D_MODEL, TOK, 0, V, SHARP), _block(D_MODEL, PREV, 0, V),
+                  eye_tok, _block(D_HEAD, 0, OUT, V, 5.0, n_cols=D_MODEL))
+        gen = torch.Generator().manual_seed(0)
+        for layer in (0, 1):  # distractors: read positions only, write into the positional slot
+            reads = torch.zeros(D_MODEL, D_HEAD)
+            reads[POS: POS + P] = torch.randn(P, D_HEAD, generator=gen) * 0.1
+            writes = torch.zeros(D_HEAD, D_MODEL)
+            writes[:, POS: POS + P] = torch.randn(D_HEAD, P, generator=gen) * 0.1
+            _set_head(bridge, layer, 1, reads, reads.clone(), reads.clone(), writes)
+    bridge.eval()
+    return bridge
+
+
+def test_copying_score_of_identity_and_negated_identity():
+    eye = torch.eye(6)
+    assert fw.copying_score(fw.cyclic_eigenvalues(eye)) == pytest.approx(1.0)
+    assert fw.copying_score(fw.cyclic_eigenvalues(-eye)) == pytest.approx(-1.0)
+    # A full OV circuit with identity embed/unembed and W_V W_O = I copies perfectly.
+    w = {"W_E": torch.eye(6), "W_U": torch.eye(6), "W_V": torch.eye(6)[None, None], "W_O": torch.eye(6)[None, None]}
+    assert fw.ov_copying_scores(w)[0, 0] == pytest.approx(1.0)
+    w["W_O"] = -w["W_O"]
+    assert fw.ov_copying_scores(w)[0, 0] == pytest.approx(-1.0)
+    # A rotation by 90 degrees has eigenvalues ±i: neither copying nor anti-copying.
+    rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]])
+    assert fw.copying_score(fw.cyclic_eigenvalues(rot)) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cyclic_eigenvalues_match_full_product():
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.randn(20, 3, generator=gen), torch.randn(3, 20, generator=gen)
+    small = fw.cyclic_eigenvalues(a, b)
+    full = torch.linalg.eigvals((a @ b).double())
+    assert len(small) == 3
+    top = full[full.abs().argsort(descending=True)[:3]]
+    assert sorted(small.abs().tolist()) == pytest.approx(sorted(top.abs().tolist()), rel=1e-6)
+
+
+def test_hand_built_weights_are_read_back(induction_model):
+    w = fw.weights(induction_model)
+    assert w["W_Q"].shape == (2, 2, D_MODEL, D_HEAD)
+    assert w["W_Q"][1, 0][TOK + 3, 3] == pytest.approx(SHARP)
+    assert w["W_O"][0, 0][5, PREV + 5] == pytest.approx(1.0)
+
+
+def test_hand_built_induction_circuit_is_recognised(induction_model):
+    seq_len = 15
+    tokens = _repeated_distinct(seq_len, batch=8, seed=0)                   # no BOS: [8, 30]
+    scores = fw.head_scores(fw.attention_patterns(induction_model, tokens), seq_len, has_bos=False)
+    assert scores["previous-token"][0, 0] > 0.9
+    assert scores["induction"][1, 0] > 0.5
+    assert fw.top_heads(scores["induction"], 0.5) == [(1, 0)]
+    assert fw.top_heads(scores["previous-token"], 0.5) == [(0, 0)]
+    comp = fw.composition_scores(fw.weights(induction_model))
+    k = comp["K"][1, 0, 0, 0]
+    everything = torch.stack([comp[kind][1, :, 0, :] for kind in "QKV"])
+    assert k == everything.max()
+    assert k > 5 * max(float(comp["Q"][1, 0, 0, 0]), float(comp["V"][1, 0, 0, 0]))
+    assert float(comp["K"][0].abs().max()) == 0.0   # no layer composes with itself or later layers
+
+
+def test_ablating_the_induction_head_hurts_only_the_repeated_half(induction_model):
+    seq_len = 15
+    tokens = _repeated_distinct(seq_len, batch=16, seed=1)
+    table = fw.ablation_table(induction_model, tokens, seq_len, {"L1H0": [(1, 0)], "L1H1": [(1, 1)]})
+    clean, ablated, other = table.loc["none (clean)"], table.loc["L1H0"], table.loc["L1H1"]
+    assert clean["loss repeated half"] < 0.5 < clean["loss first half"]
+    assert ablated["loss repeated half"] - clean["loss repeated half"] > 1.0
+    assert abs(ablated["loss first half"] - clean["loss first half"]) < 0.5
+    assert abs(other["loss repeated half"] - clean["loss repeated half"]) < 0.1
+
+
+def test_bigram_statistics_and_skip_trigram_circuits():
+    stream = torch.tensor([1, 2, 1, 2, 1, 3, 0])
+    ids = torch.tensor([1, 2, 3])
+    logp, pairs = fw.bigram_log_probs(stream, ids)
+    assert pairs[0, 1] == 2 and pairs[0, 2] == 1          # 1->2 twice, 1->3 once
+    assert torch.exp(logp[0, 1]) == pytest.approx(2 / 3)
+    assert torch.isinf(logp[1, 1])
+    assert fw.frequent_tokens(stream, 2).tolist() == [1, 2]
+
+
+def test_icl_score_and_bad_parameters():
+    loss = torch.linspace(5.0, 3.0, 100)
+    assert fw.icl_score(loss, 10, 90) < 0
+    with pytest.raises(ParameterError):
+        fw.icl_score(loss, 90, 10)
+    with pytest.raises(ParameterError):
+        fw.repeated_random_tokens(10, 1, 4, 0)
