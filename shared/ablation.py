@@ -140,7 +140,16 @@ def record(bridge: Any, tokens: torch.Tensor) -> Activations:
     """Run ``tokens`` once and keep every node output and the residual stream at each block."""
     cfg = bridge.cfg
     store: dict = {}
-    bridge.run_with_hooks(tokens, fwd_hooks=_record_hooks(bridge, store))
+    hooks = _record_hooks(bridge, store)
+    if _direct_blocks_ok(bridge):  # skip the unembedding: embeddings, then the blocks
+        x = bridge.forward(tokens, stop_at_layer=0)
+        with bridge.hooks(fwd_hooks=hooks[:-1]):
+            for block in bridge.blocks:
+                out = block(x)
+                x = out[0] if isinstance(out, tuple) else out
+        store[("r", cfg.n_layers)] = x
+    else:
+        bridge.run_with_hooks(tokens, fwd_hooks=hooks)
     z = [store[("z", l)].detach() for l in range(cfg.n_layers)]
     mlp = [None if cfg.attn_only else store[("m", l)].detach() for l in range(cfg.n_layers)]
     resid = [store[("r", l)].detach() for l in range(cfg.n_layers + 1)]

@@ -230,12 +230,29 @@ def run_cache(bridge: Any, data: AlgoData, names: Callable[[str], bool]) -> dict
 
 @torch.no_grad()
 def answer_attention(bridge: Any, data: AlgoData, scores: bool = False) -> torch.Tensor:
-    """Attention (or pre-softmax scores) from the SEP position: [batch, layer, head, src]."""
-    hook = "hook_attn_scores" if scores else "hook_pattern"
-    cache = run_cache(bridge, data, lambda n: n.endswith(hook))
+    """Attention (or pre-softmax scores ``q.k / sqrt(d_head)``) from the SEP position: [batch, layer, head, src].
+
+    Scores are recomputed from ``hook_q``/``hook_k`` (the bridge's ``hook_attn_scores`` may already
+    hold the softmax) and centred: the mean score over the list's tokens is subtracted per example
+    and head (softmax ignores such shifts; without it averages mix per-list offsets). Causally masked
+    sources get ``-inf``.
+    """
     rows = _rows(data)
-    return torch.stack([cache[f"blocks.{l}.attn.{hook}"][rows, :, data.lengths]
-                        for l in range(bridge.cfg.n_layers)], dim=1)
+    if not scores:
+        cache = run_cache(bridge, data, lambda n: n.endswith("hook_pattern"))
+        return torch.stack([cache[f"blocks.{l}.attn.hook_pattern"][rows, :, data.lengths]
+                            for l in range(bridge.cfg.n_layers)], dim=1)
+    cache = run_cache(bridge, data, lambda n: n.endswith(("hook_q", "hook_k")))
+    out = []
+    for l in range(bridge.cfg.n_layers):
+        q = cache[f"blocks.{l}.attn.hook_q"][rows, data.lengths]  # [batch, head, d_head]
+        k = cache[f"blocks.{l}.attn.hook_k"]  # [batch, pos, head, d_head]
+        s = torch.einsum("bhd,bphd->bhp", q, k) / bridge.cfg.d_head ** 0.5
+        later = torch.arange(k.shape[1])[None, :] > data.lengths[:, None]
+        valid = data.value_mask()[:, None, : k.shape[1]]
+        mean = torch.where(valid, s, torch.zeros_like(s)).sum(-1, keepdim=True) / data.lengths[:, None, None]
+        out.append((s - mean).masked_fill(later[:, None, :], float("-inf")))
+    return torch.stack(out, dim=1)
 
 
 def value_ranks(data: AlgoData) -> torch.Tensor:
@@ -250,12 +267,15 @@ def attention_by(data: AlgoData, attn: torch.Tensor, key: str = "value", relativ
     """Mean of ``attn`` [batch, layer, head, src] over list positions, grouped by the key's value or rank.
 
     Returns [layer, head, groups] (NaN for empty groups). ``key="rank"`` groups by rank among the
-    list; with ``relative=True`` rank minus the median rank ``(L - 1) // 2``, offset so group 0 is -n.
+    list; with ``relative=True`` rank minus the median rank ``(L - 1) // 2`` (group ``width`` is 0).
+    ``key="offset"`` groups by key value minus the answer (group ``V`` is 0).
     """
     valid = data.value_mask()
     width = data.tokens.shape[1]
     if key == "value":
         group, groups = data.tokens, data.V
+    elif key == "offset":
+        group, groups = data.tokens - data.answers[:, None] + data.V, 2 * data.V
     elif key == "rank":
         group = value_ranks(data)
         groups = width
@@ -263,7 +283,7 @@ def attention_by(data: AlgoData, attn: torch.Tensor, key: str = "value", relativ
             group = group - ((data.lengths - 1) // 2)[:, None] + width
             groups = 2 * width
     else:
-        raise ParameterError(f"Group attention by 'value' or 'rank', not {key!r}.")
+        raise ParameterError(f"Group attention by 'value', 'offset' or 'rank', not {key!r}.")
     att = attn[:, :, :, :width].permute(1, 2, 0, 3)[:, :, valid]  # [layer, head, items]
     g = group[valid]
     total = torch.zeros(*att.shape[:2], groups).index_add_(2, g, att.float())
@@ -424,9 +444,9 @@ def repeat_breakdown(bridge: Any, data: AlgoData) -> "pd.DataFrame":
     distinct = torch.tensor([len(set(data.values(i))) for i in range(len(data))])
     has_repeat = distinct < data.lengths
     groups = {
-        "no repeated value": ~has_repeat,
-        "repeats, answer value once": has_repeat & (answer_count == 1),
-        "repeats, answer value repeated": answer_count > 1,
+        "no repeats": ~has_repeat,
+        "repeats, answer once": has_repeat & (answer_count == 1),
+        "answer repeated": answer_count > 1,
     }
     return pd.DataFrame([{"lists": k, "count": int(m.sum()),
                           "accuracy": float(correct[m].float().mean()) if m.any() else float("nan")}
@@ -449,7 +469,7 @@ def plot_training(metrics: dict[str, Any], title: str = "") -> None:
     b.plot(acc[:, 0], acc[:, 1], marker=".")
     b.axhline(0.99, color="gray", ls="--", lw=1, label="99%")
     b.set(xlabel="step", ylabel="held-out accuracy", ylim=(0, 1.02))
-    b.legend()
+    b.legend(loc="lower right")
     plt.tight_layout()
     plt.show()
 
@@ -501,14 +521,16 @@ def plot_failures(by_length: "pd.DataFrame", by_answer: "pd.DataFrame", repeats:
     """Accuracy by list length (trained lengths marked), by answer value, and with repeats."""
     import matplotlib.pyplot as plt
 
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.2))
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 0.8]})
     colors = ["tab:green" if t else "tab:orange" for t in by_length["trained"]]
     a.bar(by_length.index, by_length["accuracy"], color=colors)
-    a.set(xlabel="list length (green: trained, orange: not)", ylabel="accuracy", ylim=(0, 1.02))
+    a.set(xlabel="list length (green: trained, orange: not)", ylabel="accuracy", ylim=(0, 1.02),
+          title="by list length")
     b.plot(by_answer.index, by_answer["accuracy"], marker=".")
     b.set(xlabel="answer value", ylabel="accuracy", ylim=(0, 1.02), title="by answer value")
-    repeats["accuracy"].plot.barh(ax=c, color="tab:purple")
-    c.set(xlabel="accuracy", xlim=(0, 1.02), title="lists with repeated values")
+    c.bar(range(len(repeats)), repeats["accuracy"], color="tab:purple")
+    c.set_xticks(range(len(repeats)), [k.replace(", ", ",\n") for k in repeats.index], fontsize=8)
+    c.set(ylabel="accuracy", ylim=(0, 1.02), title="with repeated values")
     plt.tight_layout()
     plt.show()
 
@@ -544,3 +566,219 @@ def circuit_summary(bridge: Any, data: AlgoData) -> dict[str, Any]:
         "qk_monotonicity": monotonicity(by_value),
         "copying": copying_score(ov_by_source(bridge, data, layer, head)),
     }
+
+
+# ----------------------------------------------------------------------------------------------
+# Median: evidence and interventions
+# ----------------------------------------------------------------------------------------------
+
+def distance_from_uniform(data: AlgoData, attn: torch.Tensor) -> np.ndarray:
+    """[layer, head] mean total-variation distance between SEP's attention and uniform over the list.
+
+    0 means the head averages the list tokens equally (it counts: its output is the list's value
+    histogram divided by the length); 1 means it ignores the list.
+    """
+    width = data.tokens.shape[1]
+    L = data.lengths.float()[:, None, None]
+    valid = data.value_mask()[:, None, None, :]
+    a = attn[..., :width]
+    off = torch.where(valid, (a - 1 / L[..., None]).abs(), torch.zeros_like(a)).sum(-1)
+    rest = torch.where(valid, torch.zeros_like(a), a).sum(-1)  # mass on SEP and beyond
+    return (0.5 * (off + rest)).mean(0).numpy()
+
+
+def _free_value(values: list[int], lo: int, hi: int, rng: np.random.Generator) -> Optional[int]:
+    options = [v for v in range(lo, hi) if v not in values]
+    return int(rng.choice(options)) if options else None
+
+
+def median_edits(data: AlgoData, kind: str, seed: int = 0) -> tuple[AlgoData, torch.Tensor, torch.Tensor]:
+    """Edit one list token per example and predict the new median from the rank rule.
+
+    ``kind``: ``"low_to_high"`` (a token below the median is raised above the maximum: the answer
+    becomes the next-larger list value), ``"high_to_low"`` (a token above the median drops below the
+    minimum: the answer becomes the next-smaller value) or ``"same_side"`` (a token below the median
+    moves to another unused value below the median: the answer stays). Returns the edited data (only
+    examples where the edit is possible), the predicted answers and the indices kept.
+    """
+    if kind not in ("low_to_high", "high_to_low", "same_side"):
+        raise ParameterError(f"Unknown edit {kind!r}; use 'low_to_high', 'high_to_low' or 'same_side'.")
+    rng = np.random.default_rng(seed)
+    tokens = data.tokens.clone()
+    predicted, keep = [], []
+    for i in range(len(data)):
+        vals = data.values(i)
+        L, order = len(vals), sorted(vals)
+        m = (L - 1) // 2
+        below = [p for p, v in enumerate(vals) if v < order[m]]
+        above = [p for p, v in enumerate(vals) if v > order[m]]
+        if kind == "low_to_high" and below and m + 1 < L:
+            pos, new, answer = rng.choice(below), _free_value(vals, order[-1] + 1, data.V, rng), order[m + 1]
+        elif kind == "high_to_low" and above and m >= 1:
+            pos, new, answer = rng.choice(above), _free_value(vals, 0, order[0], rng), order[m - 1]
+        elif kind == "same_side" and below:
+            pos, new, answer = rng.choice(below), _free_value(vals, 0, order[m], rng), order[m]
+        else:
+            continue
+        if new is None:
+            continue
+        tokens[i, pos] = new
+        tokens[i, L + 1] = answer
+        predicted.append(answer)
+        keep.append(i)
+    idx = torch.tensor(keep, dtype=torch.long)
+    edited = AlgoData(data.task, data.V, tokens[idx], data.lengths[idx], torch.tensor(predicted, dtype=torch.long))
+    return edited, edited.answers, idx
+
+
+def edit_intervention(bridge: Any, data: AlgoData, seed: int = 0) -> "pd.DataFrame":
+    """Model answers after each kind of input edit versus the rank rule's prediction."""
+    import pandas as pd
+
+    rows = []
+    for kind in ("low_to_high", "high_to_low", "same_side"):
+        edited, predicted, idx = median_edits(data, kind, seed)
+        before = predictions(bridge, data.subset(idx))
+        after = predictions(bridge, edited)
+        rows.append({"edit": kind, "examples": len(idx),
+                     "answer changed": float((after != before).float().mean()),
+                     "rule predicted change": float((predicted != data.answers[idx]).float().mean()),
+                     "model = rule prediction": float((after == predicted).float().mean())})
+    return pd.DataFrame(rows).set_index("edit")
+
+
+@torch.no_grad()
+def sep_patching(bridge: Any, data: AlgoData, layer: int = 0, seed: int = 0,
+                 hook: Optional[str] = None) -> "pd.DataFrame":
+    """Patch the residual stream after ``layer`` (or activation ``hook``) from a low-to-high edited list into the clean run.
+
+    Patching only the SEP position tests whether SEP's state (which has seen the whole list) sets the
+    target: the clean run should then output the edited list's median, the next-larger clean value.
+    Patching every list position instead (SEP kept clean) should leave the clean median.
+    """
+    import pandas as pd
+
+    edited, new_answer, idx = median_edits(data, "low_to_high", seed)
+    clean = data.subset(idx)
+    name = hook or f"blocks.{layer}.hook_resid_post"
+    corrupt = run_cache(bridge, edited, lambda n: n == name)[name]
+    rows = _rows(clean)
+
+    def patch(where: str):
+        def hook(act: torch.Tensor, hook: Any = None) -> torch.Tensor:
+            act = act.clone()
+            width = act.shape[1]
+            if where == "SEP":
+                act[rows, clean.lengths] = corrupt[rows, clean.lengths]
+            else:
+                mask = clean.value_mask()[:, :width]
+                act[mask] = corrupt[:, :width][mask]
+            return act
+        return hook
+
+    out = []
+    for where in ("none", "SEP", "list positions"):
+        hooks = None if where == "none" else [(name, patch(where))]
+        pred = predictions(bridge, clean, fwd_hooks=hooks, batch_size=len(clean))
+        out.append({"patched": where, "examples": len(clean),
+                    "= clean median": float((pred == clean.answers).float().mean()),
+                    "= edited median": float((pred == new_answer).float().mean())})
+    return pd.DataFrame(out).set_index("patched")
+
+
+# ----------------------------------------------------------------------------------------------
+# Notebook building blocks shared by both chapters
+# ----------------------------------------------------------------------------------------------
+
+def data_checks(recipe: dict[str, Any], data: AlgoData, seed: int = 0) -> dict[str, int]:
+    """Generator answers that disagree with the brute-force reference, and train/test multiset overlap."""
+    wrong = sum(int(data.answers[i]) != reference_answer(data.task, data.values(i)) for i in range(len(data)))
+    train = make_data(data.task, data.V, len(data), training_lengths(recipe), "train",
+                      recipe.get("repeats", False), seed=seed + 1, width=data.tokens.shape[1])
+    held = {tuple(sorted(data.values(i))) for i in range(len(data))}
+    overlap = sum(tuple(sorted(train.values(i))) in held for i in range(len(train)))
+    return {"checked": len(data), "wrong": wrong, "train_lists": len(train), "overlap": overlap}
+
+
+@torch.no_grad()
+def group_ablation(bridge: Any, data: AlgoData, groups: dict[str, list[tuple[int, int]]]) -> "pd.Series":
+    """Accuracy with every head of each group mean-ablated at once."""
+    import pandas as pd
+
+    cache = run_cache(bridge, data, lambda n: n.endswith("hook_z"))
+    out = {}
+    for label, heads in groups.items():
+        hooks = []
+        for layer in sorted({l for l, _ in heads}):
+            name = f"blocks.{layer}.attn.hook_z"
+            mean = cache[name].mean(0)
+            for l, h in heads:
+                if l == layer:
+                    hooks.append((name, _mean_ablate_hook(mean, h)))
+        out[label] = accuracy(bridge, data, fwd_hooks=hooks)
+    return pd.Series(out, name="accuracy")
+
+
+def failure_analysis(bridge: Any, recipe: dict[str, Any], data: AlgoData, count: int) -> str:
+    """Plot accuracy by length, by answer value and with repeats; return the findings as a sentence."""
+    by_length = accuracy_by_length(bridge, recipe, count=max(50, count // 4))
+    by_answer = accuracy_by_answer(bridge, data)
+    rep = repeat_breakdown(bridge, test_set(recipe, count=count, repeats=True, seed_offset=99))
+    plot_failures(by_length, by_answer, rep)
+    trained = by_length.loc[by_length["trained"], "accuracy"]
+    longer = by_length.loc[~by_length["trained"] & (by_length.index > recipe["n"]), "accuracy"]
+    lo, hi = by_answer.index.min(), by_answer.index.max()
+    worst = by_answer.loc[by_answer["count"] >= 5, "accuracy"]
+    return (f"Trained lengths {min(training_lengths(recipe))}–{recipe['n']}: {trained.min():.1%} to "
+            f"{trained.max():.1%}. Longer, never-trained lengths: "
+            + ", ".join(f"{L}: {a:.0%}" for L, a in longer.items())
+            + ". Lists with repeated values: "
+            + "; ".join(f"{k} {r.accuracy:.1%} ({int(r['count'])} lists)" for k, r in rep.iterrows())
+            + f". By answer value, the edges {lo} and {hi} score {by_answer.loc[lo, 'accuracy']:.0%} and "
+            f"{by_answer.loc[hi, 'accuracy']:.0%} ({int(by_answer.loc[lo, 'count'])} and {int(by_answer.loc[hi, 'count'])} "
+            f"lists); the worst value seen at least 5 times is {worst.idxmin()} at {worst.min():.1%}.")
+
+
+def compare_models(names: Sequence[str], count: int, known: Optional[dict[str, dict[str, Any]]] = None) -> "pd.DataFrame":
+    """:func:`circuit_summary` of several zoo models, one row each (each on its own held-out set).
+
+    ``known`` maps model names to summaries already computed, which are reused.
+    """
+    import pandas as pd
+    from .models import load_model, local_models
+
+    rows = []
+    for name in names:
+        if name not in local_models():
+            raise ParameterError(f"Unknown model {name!r} in compare_with; choose from {sorted(local_models())}.")
+        s = (known or {}).get(name)
+        if s is None:
+            s = circuit_summary(load_model(name), test_set(local_models()[name].recipe, count=count))
+        rows.append({"model": name, "held-out accuracy": s["accuracy"], "deciding head": s["deciding_head"],
+                     "ablation drop": s["ablation"].loc[s["deciding_head"], "drop"],
+                     "largest drop (any component)": s["ablation"]["drop"].max(),
+                     "attention on answer": s["attention_on_answer"][s["layer"], s["head"]],
+                     "QK Spearman": s["qk_monotonicity"]["spearman"], "copying share": s["copying"]})
+    return pd.DataFrame(rows).set_index("model")
+
+
+@torch.no_grad()
+def cdf_probe(bridge: Any, data: AlgoData, hook: str = "blocks.0.hook_attn_out") -> float:
+    """How well a linear read-out of ``hook`` at SEP recovers the list's cumulative histogram.
+
+    Targets are ``#{values <= t} / L`` for every threshold ``t``; a least-squares probe is fitted on
+    the first half of ``data`` and scored on the second. Returns the mean held-out R^2 over thresholds.
+    """
+    act = run_cache(bridge, data, lambda n: n == hook)[hook][_rows(data), data.lengths]
+    valid = data.value_mask()
+    counts = torch.stack([((data.tokens <= t) & valid).sum(1) for t in range(data.V)], 1).float()
+    target = counts / data.lengths[:, None].float()
+    x = torch.cat([act, torch.ones(len(data), 1)], 1).double()
+    half = len(data) // 2
+    coef = torch.linalg.lstsq(x[:half], target[:half].double()).solution
+    pred = x[half:] @ coef
+    test = target[half:].double()
+    var = test.var(0, unbiased=False)
+    keep = var > 1e-6
+    r2 = 1 - ((pred - test) ** 2).mean(0)[keep] / var[keep]
+    return float(r2.mean())

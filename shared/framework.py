@@ -3,7 +3,8 @@
 Conventions (TransformerLens): activations are row vectors, so a head's OV circuit is
 ``W_OV = W_V @ W_O`` and its QK circuit ``W_QK = W_Q @ W_K.T`` (attention score of a destination
 residual ``x_d`` on a source residual ``x_s`` is ``x_d W_QK x_s^T``). Heads are named ``L{layer}H{head}``.
-LayerNorm, where a model has it, is ignored by the weight-based scores (exact for models without).
+Where a model has LayerNorm, :func:`weights` folds its scale into the matrices that read the
+normalised stream; the normalisation itself is ignored (the scores are exact for models without).
 """
 from __future__ import annotations
 
@@ -37,14 +38,33 @@ def token_strings(tokenizer: Any, ids: Iterable[int]) -> list[str]:
 # ------------------------------------------------------------------------------------------- weights
 @torch.no_grad()
 def weights(bridge: Any) -> dict[str, torch.Tensor]:
-    """Detached float32 copies of the weights the framework uses (per-head weights only if layers)."""
-    out = {"W_E": bridge.W_E, "W_U": bridge.W_U, "W_pos": bridge.W_pos}
+    """Detached float32 copies of the weights the framework uses (per-head weights only if layers;
+    ``W_pos`` only for learned absolute positions — with rotary positions the QK circuits here
+    leave the rotation out)."""
+    out = {"W_E": bridge.W_E, "W_U": bridge.W_U}
+    if bridge.cfg.positional_embedding_type == "standard":
+        out["W_pos"] = bridge.W_pos
     b_U = getattr(bridge, "b_U", None)
     out["b_U"] = b_U if b_U is not None else torch.zeros(bridge.W_U.shape[1])
     if bridge.cfg.n_layers > 0:
         for name in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V"):
             out[name] = getattr(bridge, name)
-    return {k: v.detach().float().cpu() for k, v in out.items()}
+    out = {k: v.detach().float().cpu() for k, v in out.items()}
+    # Fold LayerNorm scales (where present) into the matrices that read the normalised stream.
+    for layer in range(bridge.cfg.n_layers):
+        scale = _norm_scale(bridge.blocks[layer].ln1)
+        if scale is not None:
+            for name in ("W_Q", "W_K", "W_V"):
+                out[name][layer] = scale[:, None] * out[name][layer]
+    final = _norm_scale(getattr(bridge, "ln_final", None))
+    if final is not None:
+        out["W_U"] = final[:, None] * out["W_U"]
+    return out
+
+
+def _norm_scale(norm: Any) -> Optional[torch.Tensor]:
+    weight = getattr(norm, "weight", None) if norm is not None else None
+    return weight.detach().float().cpu() if isinstance(weight, torch.Tensor) else None
 
 
 def ov_matrices(W_V: torch.Tensor, W_O: torch.Tensor) -> torch.Tensor:
@@ -380,3 +400,28 @@ def text_windows(stream: torch.Tensor, n_ctx: int, count: int, seed: int,
     if bos_id is not None:
         windows = torch.cat([torch.full((count, 1), bos_id, dtype=torch.long), windows], dim=1)
     return windows
+
+
+# --------------------------------------------------------------------------------- plotting
+def head_heatmap(ax: Any, scores: torch.Tensor, title: str, vmin: float = 0.0, vmax: float = 1.0,
+                 cmap: str = "Blues", fmt: str = "{:.2f}") -> Any:
+    """Draw a [layer, head] score grid on ``ax`` with the values written in the cells."""
+    data = scores.detach().cpu().numpy()
+    image = ax.imshow(data, vmin=vmin, vmax=vmax, cmap=cmap, aspect="auto")
+    ax.set_xticks(range(data.shape[1]))
+    ax.set_yticks(range(data.shape[0]))
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    ax.set_title(title)
+    if data.size <= 64:
+        for (i, j), value in np.ndenumerate(data):
+            ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=7,
+                    color="white" if (value - vmin) > 0.6 * (vmax - vmin) else "black")
+    return image
+
+
+def describe_model(bridge: Any) -> str:
+    """One line naming a model (see :func:`shared.models.describe`)."""
+    from .models import describe
+
+    return describe(bridge)

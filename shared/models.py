@@ -103,6 +103,16 @@ def _weights(bridge: Any) -> dict[str, torch.Tensor]:
     return {k: v.detach().contiguous().clone() for k, v in bridge.original_model.state_dict().items()}
 
 
+def _with_aliases(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fill in state-dict keys that name the same tensor as a stored key (files may store each once)."""
+    own = module.state_dict()
+    stored = {own[k].data_ptr(): k for k in state if k in own}
+    for key, value in own.items():
+        if key not in state and value.data_ptr() in stored:
+            state[key] = state[stored[value.data_ptr()]]
+    return state
+
+
 def _split_overrides(spec: LocalModel, overrides: dict[str, Any]) -> tuple[dict, dict]:
     config, recipe = dict(spec.config), dict(spec.recipe)
     for key, value in overrides.items():
@@ -190,7 +200,8 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
                     f"Model {name!r} has no checkpoint at step {step}; saved steps are "
                     f"{checkpoint_steps(name, **overrides)}."
                 )
-        bridge.original_model.load_state_dict(load_file(str(weights), device=device))
+        bridge.original_model.load_state_dict(
+            _with_aliases(bridge.original_model, load_file(str(weights), device=device)))
         bridge.eval()
         _label(bridge, name, f"local toy model {name!r} ({spec.description}), cache {folder.name}"
                + (f", checkpoint step {step}" if step is not None else ""))

@@ -33,6 +33,10 @@ class PlantedModel:
     description: str
     make_batch: Any = field(repr=False, default=None)
 
+    def __post_init__(self) -> None:  # how shared.notebook.report_run names the model
+        self.bridge.book_model_name = self.description
+        self.bridge.book_model_description = f"hand-built model: {self.description}"
+
     def batch(self, n: int, seed: int = 0) -> PromptBatch:
         """``n`` clean/corrupted prompt pairs for the planted task (seeded)."""
         return self.make_batch(n, seed)
@@ -112,7 +116,7 @@ def _finish(bridge: Any, set_, Wq, Wk, Wv, Wo, bq, lay: _Layout, vocab: int, n_c
 
 
 def induction_model(vocab: int = 16, n_ctx: int = 16, n_heads: int = 4, d_head: int = 16,
-                    gain: float = 4.0, leak: float = 0.15, seed: int = 0) -> PlantedModel:
+                    gain: float = 4.0, leak: float = 0.15, sharpness: float = 6.0, seed: int = 0) -> PlantedModel:
     """Two-layer attention-only model with a planted induction circuit ``a0.h0 -> a1.h0`` (key)."""
     if d_head < max(vocab, n_ctx):
         raise ParameterError(f"d_head must be at least max(vocab, n_ctx) = {max(vocab, n_ctx)}.")
@@ -121,7 +125,7 @@ def induction_model(vocab: int = 16, n_ctx: int = 16, n_heads: int = 4, d_head: 
                               n_ctx=n_ctx, attn_only=True, normalization_type=None, seed=seed))
     set_ = _setter(bridge)
     g = torch.Generator().manual_seed(seed)
-    beta = 12.0 * d_head ** 0.5
+    beta = sharpness * d_head ** 0.5
     d = lay.d_model
     Wq, Wk, Wv = [torch.zeros(2, n_heads, d, d_head) for _ in range(3)]
     Wo = torch.zeros(2, n_heads, d_head, d)
@@ -161,7 +165,7 @@ def induction_model(vocab: int = 16, n_ctx: int = 16, n_heads: int = 4, d_head: 
 
 
 def copy_first_model(vocab: int = 16, n_ctx: int = 12, n_heads: int = 4, d_head: int = 16,
-                     gain: float = 4.0, leak: float = 0.15, seed: int = 0) -> PlantedModel:
+                     gain: float = 4.0, leak: float = 0.15, sharpness: float = 6.0, seed: int = 0) -> PlantedModel:
     """Two layers with MLPs: ``a0.h1 -> m0 -> a1.h2 -> logits`` copies the first token; other heads
     and ``m1`` are noise."""
     if d_head < vocab:
@@ -173,7 +177,7 @@ def copy_first_model(vocab: int = 16, n_ctx: int = 12, n_heads: int = 4, d_head:
                               attn_only=False, d_mlp=d_mlp, act_fn="relu", normalization_type=None, seed=seed))
     set_ = _setter(bridge)
     g = torch.Generator().manual_seed(seed + 1)
-    beta = 12.0 * d_head ** 0.5
+    beta = sharpness * d_head ** 0.5
     Wq, Wk, Wv = [torch.zeros(2, n_heads, d, d_head) for _ in range(3)]
     Wo = torch.zeros(2, n_heads, d_head, d)
     bq = torch.zeros(2, n_heads, d_head)
@@ -213,4 +217,14 @@ def copy_first_model(vocab: int = 16, n_ctx: int = 12, n_heads: int = 4, d_head:
     return PlantedModel(bridge, ["a0.h1", "m0", "a1.h2"], edges, "planted copy-first-token circuit", make_batch)
 
 
-__all__ = ["PlantedModel", "copy_first_model", "induction_model"]
+PLANTED = {"induction": induction_model, "copy_first": copy_first_model}
+
+
+def planted_model(name: str, **kw) -> PlantedModel:
+    """A planted model by name (``induction`` or ``copy_first``)."""
+    if name not in PLANTED:
+        raise ParameterError(f"Unknown planted model {name!r}; use one of {sorted(PLANTED)}.")
+    return PLANTED[name](**kw)
+
+
+__all__ = ["PLANTED", "PlantedModel", "copy_first_model", "induction_model", "planted_model"]

@@ -74,4 +74,5 @@ def _wrap(path: Path) -> Any:
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(path)), bos_token=SPECIAL,
-                                   eos_token=SPECIAL, unk_token=None, pad_token=SPECIAL)
+                                   eos_token=SPECIAL, pad_token=SPECIAL, add_bos_token=True,
+                                   name_or_path=str(path.parent))

@@ -11,12 +11,12 @@ Tasks (``TASKS``): ``numerals`` (1..100), ``number_words`` (one..twenty), ``mont
 
 Templates (``TEMPLATES``):
 
-* ``bare``: ``" 1 2 3 4"``.
-
-Every word carries its leading space, as in running text, so a member is the same token wherever
-it appears and as an answer.
+* ``bare``: ``" 1 2 3 4"``;
 * ``among_words``: ``" Van done in 1. Hat done in 2. Ring done in 3. Desk done in 4. Sun done in"``
   (``verb`` and the ``fillers`` pool are parameters).
+
+Every word carries its leading space, as in running text, so a member is the same token wherever
+it appears and as an answer. Members are separated by spaces or punctuation, never glued to text.
 
 The model reads ``BOS + tokens(text)`` everywhere (BOS = the tokenizer's ``bos_token_id``, or its
 EOS when it has none, as in GPT-2) and predicts ``" " + answer`` after the last token.
@@ -32,8 +32,11 @@ Public API::
     ordinal_tokens(model_or_tokenizer, task) -> LongTensor      # e.g. " 1".." 100" in order
     answer_ids(model_or_tokenizer, words) -> list[list[int]]    # tokens of " word"
     group_by_length(model_or_tokenizer, prompts) -> dict[int, list[SeqPrompt]]
-    score(model, prompts, multi_token=False) -> pandas.DataFrame  # per prompt: top-1, margin, logit diff
-    filter_correct(model, prompts, min_margin=0.1, max_keep=None, seed=0) -> FilteredPrompts
+    score(model, prompts, multi_token=False) -> pandas.DataFrame  # per prompt: top1, margin, logit_diff, logprob
+    render(task, template, members, answer, incorrect=None, fillers=(), verb="done in") -> SeqPrompt
+    get_task(task) -> Task     # .sequence, .step, .cyclic, .ordinal, .starts(n), .follows(a, b)
+    filter_correct(model, prompts, min_margin=0.1, max_keep=None, seed=0, multi_token=False,
+                   verbose=True) -> FilteredPrompts            # a list; .counts = {task: (kept, drawn)}
     token_audit(model_or_tokenizer, tasks=TASKS) -> pandas.DataFrame
     tokenize(model_or_tokenizer, text) -> (ids with BOS, char offsets)
 
@@ -45,7 +48,7 @@ Members or answers spanning several tokens raise an error unless ``multi_token=T
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
@@ -273,7 +276,12 @@ def corrupt(prompts: Sequence[SeqPrompt], corruption: str, seed: int = 0,
     length = None
     if tokenizer is not None:
         tok = get_tokenizer(tokenizer)
-        length = lambda word: len(_encode_text(tok, " " + word)[0])  # noqa: E731
+        known: dict[str, int] = {}
+
+        def length(word: str) -> int:
+            if word not in known:
+                known[word] = len(_encode_text(tok, " " + word)[0])
+            return known[word]
     return [_corrupt_one(p, corruption, rng, length) for p in prompts]
 
 
@@ -470,9 +478,9 @@ def score(model: Any, prompts: Sequence[SeqPrompt], multi_token: bool = False) -
                        p_answer=pa, margin=pa - others.max().item(),
                        logit_diff=(logits[i, a[0]] - logits[i, w[0]]).item())
             if multi_token and (len(a) > 1 or len(w) > 1):
-                lp_a, ok_a = _teacher_forced(model, enc.tokens[i], a)
-                lp_w, _ = _teacher_forced(model, enc.tokens[i], w)
-                row.update(top1=ok_a, logit_diff=lp_a - lp_w, logprob=lp_a)
+                lp_a, ok_a, margin_a = _teacher_forced(model, enc.tokens[i], a)
+                lp_w, _, _ = _teacher_forced(model, enc.tokens[i], w)
+                row.update(top1=ok_a, logit_diff=lp_a - lp_w, logprob=lp_a, margin=margin_a)
             else:
                 row["logprob"] = logits[i].log_softmax(-1)[a[0]].item()
             rows.append((index[i], row))
@@ -480,12 +488,18 @@ def score(model: Any, prompts: Sequence[SeqPrompt], multi_token: bool = False) -
     return pd.DataFrame([r for _, r in rows])
 
 
-def _teacher_forced(model: Any, tokens: torch.Tensor, answer: list[int]) -> tuple[float, bool]:
-    """Summed log-prob of ``answer`` after ``tokens`` and whether each token is the argmax."""
+def _teacher_forced(model: Any, tokens: torch.Tensor, answer: list[int]) -> tuple[float, bool, float]:
+    """For ``answer`` after ``tokens``: summed log-prob, whether every token is the argmax, and the
+    smallest probability margin over the runner-up among its tokens."""
     full = torch.cat([tokens, torch.tensor(answer[:-1], dtype=torch.long)])[None]
     logp = _logits(model, full)[0, len(tokens) - 1:].log_softmax(-1)
-    picked = logp[torch.arange(len(answer)), torch.tensor(answer)]
-    return picked.sum().item(), bool((logp.argmax(-1) == torch.tensor(answer)).all())
+    target = torch.tensor(answer)
+    steps = torch.arange(len(answer))
+    probs = logp.exp()
+    p_target = probs[steps, target]
+    probs[steps, target] = -1
+    margin = (p_target - probs.max(-1).values).min().item()
+    return logp[steps, target].sum().item(), bool(margin > 0), margin
 
 
 class FilteredPrompts(list):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 
 from .algorithmic import accuracy, check_task, make_data, test_set, training_lengths
 from .models import Checkpoints, LocalModel, local_models, register_local_model
@@ -72,7 +71,7 @@ def algorithmic_spec(name: str, task: str, n: int, V: int, n_layers: int, attn_o
 
 # The shipped models: (task, layers, attention-only) -> name.
 SHIPPED: dict[str, dict[str, Any]] = {
-    "min-1l-attn": dict(task="min", n=10, V=64, n_layers=1, attn_only=True, steps=1500),
+    "min-1l-attn": dict(task="min", n=10, V=64, n_layers=1, attn_only=True, steps=1500, n_heads=1),
     "min-2l-mlp": dict(task="min", n=10, V=64, n_layers=2, attn_only=False, steps=1500),
     "median-1l-mlp": dict(task="median", n=9, V=32, n_layers=1, attn_only=False, steps=4000),
     "median-2l-mlp": dict(task="median", n=9, V=32, n_layers=2, attn_only=False, steps=4000),

@@ -3,7 +3,8 @@
 Four layers with LayerNorm and MLPs, trained on CPU on a mix of standard-library source text and
 generated passages full of ordered sequences (:mod:`shared.seq_corpus`; none of the evaluation
 templates). Its tokenizer keeps numbers, number words, months, days and letters as single tokens
-(:func:`shared.seq_tokenizers.seq_tokenizer`). After training, held-out accuracy per task on the
+(:func:`shared.seq_tokenizers.seq_tokenizer`); ``seq-lm-digits`` is the same recipe with the
+digit-splitting tokenizer variant. After training, held-out accuracy per task on the
 evaluation templates is stored in the model's metrics (:func:`shared.models.model_metrics`).
 """
 from __future__ import annotations
@@ -14,15 +15,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from .cache import config_key
 from .models import Checkpoints, LocalModel, register_local_model
+from .paths import cache_dir
 from .seq_tokenizers import seq_tokenizer
 from .train import evaluate_loss, train_loop
 
 CONFIG = dict(n_layers=4, d_model=128, n_heads=4, d_head=32, d_vocab=2048, n_ctx=64, attn_only=False,
               d_mlp=512, act_fn="gelu", normalization_type="LN", positional_embedding_type="standard",
               seed=0)
-RECIPE = dict(tokenizer="words", vocab_size=2048, corpus_chars=3_000_000, passages=80_000, seq_share=0.5,
-              steps=3000, batch_size=32, lr=2e-3, warmup=150, seed=0, eval_samps=100)
+RECIPE = dict(tokenizer="words", vocab_size=2048, corpus_chars=3_000_000, passages=80_000, seq_share=0.7,
+              steps=1600, batch_size=32, lr=2e-3, warmup=150, seed=0, eval_samps=100)
 # Tasks and seeds of the held-out evaluation (different seeds from anything the chapters draw).
 EVAL_SEED = 12345
 
@@ -40,6 +43,15 @@ def _stream(tok: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return flat, starts
 
 
+def is_trained(name: str) -> bool:
+    """Whether local model ``name`` (default settings) is already in the cache, so loading it won't train."""
+    from .models import local_models
+
+    spec = local_models()[name]
+    key = {"name": name, "version": spec.version, "config": spec.config, "recipe": spec.recipe}
+    return (cache_dir() / "models" / f"{name}-{config_key(key)}" / "model.safetensors").exists()
+
+
 def held_out_accuracy(bridge: Any, num_samps: int = 100, seed: int = EVAL_SEED) -> dict[str, dict[str, float]]:
     """Top-1 accuracy and mean logit difference per task and template on freshly drawn prompts."""
     from . import tasks
@@ -49,7 +61,8 @@ def held_out_accuracy(bridge: Any, num_samps: int = 100, seed: int = EVAL_SEED) 
         for task in tasks.TASKS:
             spec = tasks.get_task(task)
             n = min(num_samps, len(spec.starts(4))) if template == "bare" else num_samps
-            table = tasks.score(bridge, tasks.generate(task, template, 4, n, seed=seed))
+            multi = any(len(ids) > 1 for ids in tasks.answer_ids(bridge, spec.sequence))
+            table = tasks.score(bridge, tasks.generate(task, template, 4, n, seed=seed), multi_token=multi)
             out[f"{template}/{task}"] = dict(accuracy=float(table.top1.mean()),
                                              logit_diff=float(table.logit_diff.mean()), n=int(n))
     return out
@@ -57,12 +70,12 @@ def held_out_accuracy(bridge: Any, num_samps: int = 100, seed: int = EVAL_SEED) 
 
 def _train(bridge: Any, recipe: dict[str, Any], checkpoints: Checkpoints) -> dict[str, Any]:
     from .corpus import stdlib_text
-    from .seq_corpus import passages
+    from .seq_corpus import TASK_WEIGHTS, passages
 
     tok = bridge.tokenizer
     n_ctx = bridge.cfg.n_ctx
     code, _ = _stream(tok, stdlib_text("train", max_chars=recipe["corpus_chars"]))
-    seqs, seq_starts = _stream(tok, [" " + p for p in passages(recipe["passages"], seed=recipe["seed"])])
+    seqs, seq_starts = _stream(tok, [" " + p for p in passages(recipe["passages"], seed=recipe["seed"], weights=TASK_WEIGHTS)])
     seq_starts = seq_starts[seq_starts + n_ctx < len(seqs)]
     n_seq = int(round(recipe["batch_size"] * recipe["seq_share"]))
     n_code = recipe["batch_size"] - n_seq
@@ -87,4 +100,11 @@ register_local_model(LocalModel(
     name="seq-lm",
     description="4-layer GPT-2-style LM trained on code and generated sequences",
     config=CONFIG, recipe=RECIPE, trainer=_train, tokenizer=_tokenizer, version=1,
+))
+# The same model and data with the digit-splitting tokenizer (numbers are several tokens), for
+# experiments on how tokenization shapes the circuit.
+register_local_model(LocalModel(
+    name="seq-lm-digits",
+    description="4-layer GPT-2-style LM like seq-lm, with a digit-splitting tokenizer",
+    config=CONFIG, recipe={**RECIPE, "tokenizer": "digits"}, trainer=_train, tokenizer=_tokenizer, version=1,
 ))

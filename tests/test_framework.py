@@ -160,3 +160,22 @@ def test_icl_score_and_bad_parameters():
         fw.icl_score(loss, 90, 10)
     with pytest.raises(ParameterError):
         fw.repeated_random_tokens(10, 1, 4, 0)
+
+
+def test_training_windows_contain_the_documented_repeats():
+    from shared.zoo_attn_only import window_batch
+
+    data = torch.arange(10_000) % 997 + 1          # no repeats within any window of 128
+    gen = torch.Generator().manual_seed(0)
+    plain = window_batch(data, 8, 128, gen)
+    assert all(len(set(row.tolist())) == 128 for row in plain)
+    rand = window_batch(data, 8, 128, gen, random_share=1.0, d_vocab=50)
+    assert all(len(set(row.tolist())) <= 64 and row.max() < 50 for row in rand)
+    spans = window_batch(data, 8, 128, gen, repeat_share=1.0, min_span=4)
+    assert all(len(set(row.tolist())) <= 124 for row in spans)   # at least 4 tokens copied
+
+
+def test_repeated_random_tokens_layout():
+    t = fw.repeated_random_tokens(100, 10, batch=3, seed=0, bos_id=0, exclude=[0])
+    assert t.shape == (3, 21) and (t[:, 0] == 0).all() and (t[:, 1:] != 0).all()
+    assert torch.equal(t[:, 1:11], t[:, 11:])

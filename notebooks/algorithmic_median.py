@@ -1,0 +1,302 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Find the median: does a small transformer sort, count or compare?
+#
+# A minimum can be found by one head whose score falls with the value it looks at. A median cannot:
+# which value is the median depends on all the others. We train small transformers to output the
+# median of a list, find the components that matter, state the mechanism the evidence points to,
+# and test it with interventions whose outcome the mechanism predicts.
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+task = "median"
+n = 9             # longest training list (lists of 2..n values are trained)
+V = 32            # values are 0..V-1
+n_layers = 2
+attn_only = False
+seed = 0
+steps = 4000      # training steps (changing any of these trains a new model on first use)
+n_examples = 2000 # held-out lists analysed
+compare_with = ["median-1l-mlp"]  # other zoo models summarised at the end
+
+# %%
+import numpy as np
+import torch
+from IPython.display import display
+from shared import algorithmic as alg
+from shared.errors import ParameterError
+from shared.models import load_model, local_models, model_metrics
+from shared.notebook import report_run, say, seed_everything
+from shared.viz import attention_patterns
+from shared.zoo_algorithmic import algorithmic_model
+
+if task != "median":
+    raise ParameterError(f"This chapter studies the task 'median'; use algorithmic_min for {task!r}.")
+if n_examples < 10 or n_examples > 20000:
+    raise ParameterError(f"n_examples must lie between 10 and 20000, got {n_examples}.")
+seed_everything(seed)
+model_name = algorithmic_model(task, n_layers, attn_only, n=n, V=V, seed=seed, steps=steps)
+recipe = local_models()[model_name].recipe
+model = load_model(model_name)
+report_run(model, model_name=model_name, task=task, n=n, V=V, n_layers=n_layers, attn_only=attn_only,
+           seed=seed, steps=steps, n_examples=n_examples)
+
+# %% [markdown]
+# ## The task and the held-out split
+#
+# A list of 2 to `n` distinct values from `0..V-1` is followed by `SEP`; the model must predict the
+# median there. For an even length the answer is the *lower* median, `sorted(x)[(L - 1) // 2]`.
+# Lists are split into training and held-out sets by multiset (a fixed hash of the sorted values),
+# so a held-out list is never a reordering of a training list.
+
+# %%
+data = alg.test_set(recipe, count=n_examples)
+for i in range(3):
+    print(" ".join(data.labels(i)), "->", int(data.answers[i]))
+checks = alg.data_checks(recipe, data, seed=seed)
+say(f"The generator disagrees with the brute-force reference on **{checks['wrong']}** of {checks['checked']} "
+    f"held-out lists, and **{checks['overlap']}** of {checks['train_lists']} training lists share a multiset "
+    f"with the held-out set.")
+
+# %% [markdown]
+# ## Training
+
+# %%
+metrics = model_metrics(model_name)
+alg.plot_training(metrics, title=model_name)
+acc = alg.accuracy(model, data)
+say(f"After {recipe['steps']} steps ({metrics['train_seconds']} s on CPU) the model answers **{acc:.2%}** of "
+    f"{len(data)} held-out lists correctly (at training time, on {metrics['test_size']} lists: "
+    f"{metrics['test_accuracy']:.2%}).")
+
+# %% [markdown]
+# ## Which components matter?
+#
+# Mean ablation of each head and MLP (accuracy lost), and the exact split of the answer's logit
+# (minus the mean logit over values) into direct contributions.
+
+# %%
+summary = alg.circuit_summary(model, data)
+abl = summary["ablation"]
+dla = alg.direct_logit_attribution(model, data)
+alg.plot_components(dla, abl, title=model_name)
+layers = range(model.cfg.n_layers)
+heads = {l: [(l, h) for h in range(model.cfg.n_heads)] for l in layers}
+grouped = alg.group_ablation(model, data, {f"all layer-{l} heads": heads[l] for l in layers})
+display(grouped.to_frame())
+say(f"No single head is indispensable: the largest drop from one head is {abl.loc[[i for i in abl.index if i[0] == 'L'], 'drop'].max():.1%} "
+    f"({abl.loc[[i for i in abl.index if i[0] == 'L'], 'drop'].idxmax()}), but ablating whole layers of heads leaves "
+    + ", ".join(f"{k}: {v:.1%}" for k, v in grouped.items()) + " accuracy. "
+    + (f"The MLPs matter most: " + ", ".join(f"{c} ablated costs {abl.loc[c, 'drop']:.1%}" for c in abl.index if c.startswith("MLP"))
+       + ". " if not attn_only else "")
+    + f"The largest direct contributor to the answer logit is **{dla.idxmax()}** ({dla.max():.1f} of {dla.sum():.1f}).")
+
+# %% [markdown]
+# ## Where does the answer position look?
+#
+# Attention of every head on three held-out lists, then the average attention from `SEP` by the
+# key's rank *relative to the median rank* (0 = the median itself).
+
+# %%
+sample = data.subset(torch.arange(3))
+patterns = alg.run_cache(model, sample, lambda k: k.endswith("hook_pattern"))
+for i in range(3):
+    L = int(sample.lengths[i]) + 1
+    pattern = torch.cat([patterns[f"blocks.{l}.attn.hook_pattern"][i, :, :L, :L] for l in layers])
+    display(attention_patterns(sample.labels(i), pattern, alg.head_names(model)))
+
+# %%
+attn = alg.answer_attention(model, data)
+width = data.tokens.shape[1]
+rel = alg.attention_by(data, attn, "rank", relative=True)
+offsets = np.arange(rel.shape[-1]) - width
+alg.plot_by_group({f"L{l}H{h}": rel[l, h] for l, h in [x for l in layers for x in heads[l]]},
+                  "rank of the key minus the median rank", "mean attention from SEP",
+                  "Attention from SEP by key rank relative to the median", x=offsets)
+tv = alg.distance_from_uniform(data, attn)
+on_answer = alg.attention_on_answer(data, attn)
+say("Distance of each head's `SEP` attention from a uniform average over the list (0 = exactly uniform): "
+    + "; ".join(f"layer {l}: " + ", ".join(f"H{h} {tv[l, h]:.2f}" for h in range(model.cfg.n_heads)) for l in layers)
+    + ". Attention on the median token itself: "
+    + "; ".join(f"layer {l}: " + ", ".join(f"H{h} {on_answer[l, h]:.0%}" for h in range(model.cfg.n_heads)) for l in layers)
+    + ".")
+
+# %% [markdown]
+# ## Does `SEP` count? A linear probe for the list's histogram
+#
+# If the first layer's heads average the list at `SEP`, their summed output there should contain the
+# list's cumulative histogram: for every threshold `t`, the share of list values `<= t`. We fit one
+# linear read-out per threshold on half of the held-out lists and report the R² on the other half,
+# next to the same probe on the position embedding alone (which knows the length, not the values).
+
+# %%
+probe_sites = {"position embedding (control)": "hook_pos_embed", "layer-0 attention output": "blocks.0.hook_attn_out",
+               "residual after layer 0": "blocks.0.hook_resid_post"}
+probe = {label: alg.cdf_probe(model, data, hook) for label, hook in probe_sites.items()}
+say("Held-out R² of a linear probe for the cumulative histogram at `SEP`: "
+    + ", ".join(f"{k} **{v:.3f}**" for k, v in probe.items()) + ".")
+
+# %% [markdown]
+# ## The QK circuit: score by key value, relative to the median
+#
+# If a head *compares* each token with a target computed at `SEP`, its score should peak where the
+# key's value equals the median, whatever that median is. We group the pre-softmax score from `SEP`
+# by `key value - median`. (By absolute key value, a comparison head looks flat, since every value is
+# sometimes below and sometimes above the median.)
+
+# %%
+scores = alg.answer_attention(model, data, scores=True)
+by_offset = alg.attention_by(data, scores, "offset")
+off_x = np.arange(by_offset.shape[-1]) - V
+alg.plot_by_group({f"L{l}H{h}": by_offset[l, h] for l, h in [x for l in layers for x in heads[l]]},
+                  "key value minus the median", "mean attention score from SEP", "QK: score by offset from the median",
+                  x=off_x)
+by_value = alg.attention_by(data, scores, "value")
+peaks = {f"L{l}H{h}": int(off_x[np.nanargmax(by_offset[l, h])]) for l in layers for h in range(model.cfg.n_heads)}
+spread = {f"L{l}H{h}": float(np.nanmax(by_value[l, h]) - np.nanmin(by_value[l, h])) for l in layers for h in range(model.cfg.n_heads)}
+say("Offset at which each head's score peaks: " + ", ".join(f"{k} {v:+d}" for k, v in peaks.items())
+    + ". Range of the mean score over absolute key values: " + ", ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ".")
+
+# %% [markdown]
+# ## The OV circuit of the last-layer heads, and who writes the answer
+#
+# What each last-layer head would add to the logits if it attended to one token, by the token's value.
+
+# %%
+last = model.cfg.n_layers - 1
+best = max(heads[last], key=lambda x: on_answer[x])
+ov = alg.ov_by_source(model, data, *best)
+alg.plot_ov(ov, f"OV circuit of L{best[0]}H{best[1]}")
+copy = {f"L{last}H{h}": alg.copying_score(alg.ov_by_source(model, data, last, h)) if h != best[1] else alg.copying_score(ov)
+        for h in range(model.cfg.n_heads)}
+say(f"Share of values that the head pushes up most when attending to them (copying): "
+    + ", ".join(f"{k} {v:.0%}" for k, v in copy.items())
+    + f". Direct logit attribution: heads of the last layer together {sum(dla[f'L{last}H{h}'] for h in range(model.cfg.n_heads)):.1f}, "
+    + (f"MLP{last} {dla[f'MLP{last}']:.1f}" if not attn_only else "no MLP")
+    + f", of {dla.sum():.1f} in total.")
+
+# %% [markdown]
+# ## Interventions
+#
+# **1. Editing input tokens.** The median is the value of rank `(L - 1) // 2`. Raising one token from
+# below the median to above the maximum must move the answer to the next-larger list value; lowering a
+# token from above the median to below the minimum must move it to the next-smaller value; moving a
+# token within the lower half must change nothing. We compare the model's answers with these
+# predictions on held-out lists.
+
+# %%
+edits = alg.edit_intervention(model, data, seed=seed)
+display(edits.round(3))
+say("Model answers equal the predicted answer for "
+    + ", ".join(f"{k.replace('_', ' ')} edits {r['model = rule prediction']:.1%} of {int(r['examples'])}" for k, r in edits.iterrows())
+    + ".")
+
+# %% [markdown]
+# **2. Moving the target by patching one position.** Take a held-out list and a copy with one
+# below-median token raised above the maximum. Copy the residual stream after layer 0 from the edited
+# run into the clean run, either only at `SEP` or only at the list positions. If `SEP` computes from
+# the whole list a target that the next layer compares every token with, patching `SEP` alone should
+# make the clean run answer the *edited* list's median (a value that is also in the clean list), and
+# patching the list positions alone should change nothing.
+
+# %%
+if n_layers >= 2:
+    patching = alg.sep_patching(model, data, layer=0, seed=seed)
+    display(patching.round(3))
+    say(f"Patching `SEP` only: the clean run outputs the edited median in **{patching.loc['SEP', '= edited median']:.1%}** "
+        f"of {int(patching.loc['SEP', 'examples'])} lists (clean median {patching.loc['SEP', '= clean median']:.1%}). "
+        f"Patching the list positions only: clean median {patching.loc['list positions', '= clean median']:.1%}, "
+        f"edited median {patching.loc['list positions', '= edited median']:.1%}.")
+else:
+    patching = None
+    say("This model has one layer, so there is no intermediate residual stream to patch.")
+
+# %% [markdown]
+# **3. Who carries the chosen value to the output?** The same edited lists, but now only the
+# last layer's summed attention output at `SEP` is copied from the edited run. If the last-layer
+# heads fetch the selected token's value and the final MLP turns it into the answer, this alone should
+# move the answer to the edited median.
+
+# %%
+if n_layers >= 2:
+    readout = alg.sep_patching(model, data, seed=seed, hook=f"blocks.{last}.hook_attn_out")
+    display(readout.round(3))
+    say(f"Patching only layer {last}'s attention output at `SEP`: edited median in "
+        f"**{readout.loc['SEP', '= edited median']:.1%}** of lists, clean median in {readout.loc['SEP', '= clean median']:.1%}.")
+else:
+    readout = None
+
+# %% [markdown]
+# ## The mechanism, as far as the evidence goes
+
+# %%
+uniform_l0 = bool((tv[0] < 0.25).all()) and probe["layer-0 attention output"] > 0.9
+peak_l1 = n_layers >= 2 and all(peaks[f"L{last}H{h}"] == 0 for h in range(model.cfg.n_heads))
+sep_decides = patching is not None and patching.loc["SEP", "= edited median"] > 0.9 \
+    and patching.loc["list positions", "= clean median"] > 0.9
+rule_ok = bool((edits["model = rule prediction"] > 0.95).all())
+carried = readout is not None and readout.loc["SEP", "= edited median"] > 0.9
+claims = []
+if uniform_l0:
+    claims.append(f"**counting**: every layer-0 head spreads `SEP`'s attention almost evenly over the list "
+                  f"(distance from uniform at most {tv[0].max():.2f}), and their output at `SEP` encodes the list's "
+                  f"cumulative histogram linearly (probe R² {probe['layer-0 attention output']:.3f} vs "
+                  f"{probe['position embedding (control)']:.3f} for the control)")
+if peak_l1:
+    claims.append("**comparison**: every last-layer head scores tokens highest when their value equals the "
+                  "median, i.e. it compares each token with a target computed at `SEP`")
+if sep_decides:
+    claims.append(f"**the target lives at `SEP`**: swapping only `SEP`'s layer-0 state moves the answer to the "
+                  f"edited list's median ({patching.loc['SEP', '= edited median']:.0%}), while swapping all list "
+                  f"positions does not ({patching.loc['list positions', '= clean median']:.0%} unchanged)")
+if carried:
+    claims.append(f"**read-out**: the last-layer heads carry the chosen value — swapping only their summed output "
+                  f"at `SEP` gives the edited median {readout.loc['SEP', '= edited median']:.0%} of the time — and "
+                  + (f"MLP{last} turns it into the answer logit ({dla[f'MLP{last}'] / dla.sum():.0%} of the direct effect)"
+                     if not attn_only else "their OV circuit writes it out"))
+if rule_ok:
+    claims.append("the answers follow the rank rule under every input edit")
+say(("Supported by this run: " + "; ".join(claims) + ". " if claims else "None of the tested signatures holds here. ")
+    + ("No sorting is needed, and none shows up: copying the list positions from the edited list, where the "
+       "tokens' ranks differ, leaves the answer unchanged; `SEP` does the counting and the last layer picks the "
+       "token that matches. "
+       if uniform_l0 and peak_l1 and sep_decides else "")
+    + (f"{dla.idxmax()} writes most of the answer logit ({dla.max() / dla.sum():.0%} of the direct effect)."
+       if not carried else ""))
+
+# %% [markdown]
+# ## Failure analysis
+#
+# Lists of every length the context allows (above `n`: never trained), lists with repeated values
+# (never trained) and accuracy by answer value (the vocabulary edges).
+
+# %%
+say(alg.failure_analysis(model, recipe, data, n_examples))
+
+# %% [markdown]
+# ## Other models of this task
+
+# %%
+table = alg.compare_models([model_name, *compare_with], n_examples, known={model_name: summary})
+display(table.round(3))
+say("; ".join(f"**{m}**: {r['held-out accuracy']:.1%} held-out accuracy, largest single-component ablation drop "
+              f"{r['largest drop (any component)']:.0%}, most important head {r['deciding head']} with "
+              f"{r['attention on answer']:.0%} of its attention on the median"
+              for m, r in table.iterrows()) + ".")

@@ -1,0 +1,118 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Sequence continuation: where do the circuit heads look?
+#
+# The node circuits name the heads that matter; their attention patterns say what they read.
+# **Do the circuit heads look from each member to the previous member (noticing the sequence), and
+# from the end of the prompt to the last member (fetching what to continue)?** Because every prompt
+# of a task has the same layout, we can average attention over prompts by *role* instead of token.
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+task_names = ["numerals", "number_words", "months"]
+num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+threshold = 0.8         # of the node circuits whose heads are shown (see the node-circuit chapter)
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import display
+
+from shared import seq_circuits as sc
+from shared.models import load_model
+from shared.notebook import report_run, say, seed_everything
+from shared.viz import attention_patterns
+
+task_names = sc.check_tasks(task_names)
+threshold = sc.check_fraction("threshold", threshold)
+seed_everything(seed)
+model = load_model(model_name)
+report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, threshold=threshold, seed=seed)
+
+# %% [markdown]
+# ## Method
+#
+# For each task we take the heads of its node circuit (iterative pruning at `threshold`, cached by
+# the node-circuit chapter) and record their attention patterns on the task's prompts. All prompts
+# of a task tokenize to the same positions, so each position has a role: `M1`…`M4` are the
+# members, `END` is the position that predicts the answer, `x1`… are the varying filler words, and
+# the rest are the template's fixed tokens. We report, per head, the mean attention
+# **from member j to member j−1**, **from the end to each member** and from the end to the first
+# token (BOS, a common resting place), show one prompt interactively and the averages as heatmaps.
+
+# %%
+data = sc.load_tasks(model, task_names, num_samps, seed)
+circuits = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+heads = {t: [n for n in c["nodes"] if n.startswith("a")] for t, c in circuits.items()}
+patterns = {t: sc.attention_patterns(model, data[t].tokens, heads[t]) for t in task_names if heads[t]}
+tables = {t: sc.attention_table(patterns[t], data[t].member_pos, data[t].end_pos, heads[t]) for t in patterns}
+for t in task_names:
+    print(f"{t}: circuit heads {heads[t] or 'none'}")
+
+# %% [markdown]
+# ## Result
+#
+# ### Attention between roles, averaged over prompts
+
+# %%
+for t, tab in tables.items():
+    print(t)
+    display(tab.round(2))
+
+# %%
+lines = []
+for t, tab in tables.items():
+    prev = tab["member→previous member"].idxmax()
+    last_col = f"end→member {data[t].member_pos.shape[1]}"
+    end = tab[last_col].idxmax()
+    lines.append(f"* **{t}**: `{prev}` attends most from a member to the previous one "
+                 f"({tab.loc[prev, 'member→previous member']:.2f}); `{end}` attends most from the end to the last "
+                 f"member ({tab.loc[end, last_col]:.2f}, and {tab.loc[end, 'end→all members']:.2f} to all members together).")
+say("\n".join(lines) if lines else "No task circuit contains an attention head.")
+
+# %% [markdown]
+# ### Averaged patterns, labelled by role
+
+# %%
+for t in patterns:
+    labels = sc.position_labels(model, data[t].tokens, data[t].member_pos, data[t].end_pos)
+    fig = sc.attention_heatmaps(patterns[t].mean(0), labels, heads[t],
+                                title=f"{model_name}, {t}: circuit heads, mean over {data[t].kept} prompts")
+    plt.show()
+
+# %% [markdown]
+# ### One prompt, interactive
+#
+# Hover over a token to see where each head attends from it (first prompt of each task).
+
+# %%
+for t in patterns:
+    print(f"{t}: {data[t].prompts[0].text!r}")
+    display(attention_patterns(model.to_str_tokens(data[t].tokens[0]), patterns[t][0], heads[t]))
+
+# %% [markdown]
+# ## What it means
+#
+# Heads that attend from the end to the last member are where the prompt's content reaches the
+# prediction; if the same head also has a successor OV circuit (see the OV chapter), it alone can
+# turn "6" into "7". Member-to-previous-member attention marks heads that detect the sequence's
+# order. Attention shows where information *could* flow, not that it matters: the node and edge
+# circuits are what tie these patterns to the behaviour.

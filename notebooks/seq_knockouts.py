@@ -1,0 +1,100 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Sequence continuation: which single components matter?
+#
+# Shown "Van done in 3. Hat done in 4. Ring done in 5. Desk done in 6. Sun done in", a language
+# model should continue with " 7". Before looking for a whole circuit we ask the simplest
+# question: **if we remove one attention head or one MLP, how much of this behaviour is lost?**
+# We ask it separately for numerals, number words and months, to see whether the same components
+# carry all three tasks.
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+task_names = ["numerals", "number_words", "months"]
+num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+
+from shared import seq_circuits as sc
+from shared.models import load_model
+from shared.notebook import report_run, say, seed_everything
+
+task_names = sc.check_tasks(task_names)
+seed_everything(seed)
+model = load_model(model_name)
+report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, seed=seed)
+
+# %% [markdown]
+# ## Method
+#
+# For each task we draw prompts in the "among words" template, keep those whose answer is the
+# model's top prediction, and pair each with a corrupted prompt whose members are random
+# (no two consecutive). The behaviour is measured by the **logit difference** at the last
+# position: logit of the right next member minus logit of the last member shown (the natural
+# wrong guess: repeating).
+#
+# A node (head `aL.hH` or MLP `mL`) is knocked out by **mean ablation**: its output at every
+# position is replaced by its mean output at that position over the task's clean and corrupted
+# prompts. This removes what the node says about *these particular* members while keeping its
+# average contribution, so the model is not pushed off-distribution the way zeroing would.
+
+# %%
+data = sc.load_tasks(model, task_names, num_samps, seed)
+results = sc.knockouts(model, data)
+table = sc.knockout_table(results)
+for t, r in results.items():
+    print(f"{t}: intact logit difference {r.full:.2f}")
+
+# %% [markdown]
+# ## Result
+
+# %%
+fig = sc.knockout_bars(table, title=f"{model_name}: knocking out one node")
+plt.show()
+
+# %%
+ranked = {t: table[t].sort_values(ascending=False) for t in table.columns}
+show = table.copy()
+show["mean"] = table.mean(axis=1)
+show.sort_values("mean", ascending=False).head(12).round(1)
+
+# %%
+lines = []
+for t, r in ranked.items():
+    top = ", ".join(f"`{n}` ({v:.0f}%)" for n, v in r.head(3).items())
+    lines.append(f"* **{t}**: largest drops from {top}; knocking out any single node leaves at least "
+                 f"{100 - r.iloc[0]:.0f}% of the logit difference.")
+strong = [n for n in table.index if (table.loc[n] >= 10).all()]
+say("\n".join(lines) + "\n\n" + (
+    f"Nodes whose knockout costs at least 10% on **every** task: {', '.join(f'`{n}`' for n in strong)}."
+    if strong else "No node costs 10% or more on every task by itself."))
+
+# %% [markdown]
+# ## What it means
+#
+# A large single-node drop marks a component the behaviour cannot do without; a node that is
+# important for all tasks is a candidate for a *shared* sequence-continuation mechanism, while
+# nodes that matter for one task only point to task-specific knowledge (what follows "March" is a
+# fact about months, not about counting). Knockouts miss redundancy: two heads that back each
+# other up both look harmless alone. The next chapter therefore searches for the smallest set of
+# nodes that together keep the behaviour.

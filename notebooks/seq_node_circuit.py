@@ -1,0 +1,109 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Sequence continuation: the node circuit of each task
+#
+# Knocking out one node at a time misses components that back each other up. Here we ask the
+# complementary question: **what is the smallest set of heads and MLPs that, with everything else
+# removed, still predicts the next member?** We find one such set per task by iterative pruning
+# and measure how much of the behaviour it keeps, on the prompts it was found on and on fresh ones.
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+task_names = ["numerals", "number_words", "months"]
+num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+threshold = 0.8         # the circuit must keep this share of the intact model's logit difference
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+
+from shared import seq_circuits as sc
+from shared.models import load_model
+from shared.notebook import report_run, say, seed_everything
+
+task_names = sc.check_tasks(task_names)
+threshold = sc.check_fraction("threshold", threshold)
+seed_everything(seed)
+model = load_model(model_name)
+report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, threshold=threshold, seed=seed)
+
+# %% [markdown]
+# ## Method
+#
+# The prompts, corruptions and the metric are those of the knockout chapter: the logit difference
+# between the next member and the last member shown, on prompts the model answers correctly.
+# A *circuit* is a set of nodes; it is evaluated by mean-ablating every head and MLP **outside**
+# it (each replaced by its mean output at that position over the task's prompts) and measuring
+# the logit difference that remains.
+#
+# **Iterative pruning.** Start from the whole model. At each step, try removing every node still
+# in the circuit, and remove the one whose loss hurts least, as long as the circuit keeps at least
+# `threshold` of the intact model's logit difference. All candidate removals of a step are run
+# side by side in one batch. The result is cached on disk per model, task and parameters, so the
+# later chapters (attention, shared circuits, findings) reuse exactly these circuits.
+
+# %%
+circuits = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+table = sc.circuit_table(circuits)
+table
+
+# %% [markdown]
+# ## Result
+
+# %%
+order = sc.node_order(model)
+fig = sc.membership_figure({t: c["nodes"] for t, c in circuits.items()}, order,
+                           title=f"{model_name}: node circuits at {threshold:.0%} of the logit difference")
+plt.show()
+
+# %%
+fig, ax = plt.subplots(figsize=(6, 3))
+x = range(len(circuits))
+ax.bar([i - 0.2 for i in x], [c["percent"] for c in circuits.values()], width=0.4, label="prompts it was found on")
+ax.bar([i + 0.2 for i in x], [c["heldout_percent"] for c in circuits.values()], width=0.4, label="fresh prompts")
+ax.axhline(100 * threshold, color="black", ls="--", lw=0.8, label="threshold")
+ax.set_xticks(list(x), [f"{t}\n({c['size']} nodes)" for t, c in circuits.items()])
+ax.set_ylabel("circuit logit diff.\n(% of intact model)")
+ax.legend(fontsize=8, loc="lower right")
+ax.set_title("How much of the behaviour each circuit keeps")
+fig.tight_layout()
+plt.show()
+
+# %%
+n_total = next(iter(circuits.values()))["n_components"]
+say("\n".join(
+    f"* **{t}**: {c['size']} of {n_total} nodes — {', '.join(f'`{n}`' for n in c['nodes'])} — keep "
+    f"{c['percent']:.0f}% of the logit difference ({c['score']:.2f} of {c['full']:.2f}) on the "
+    f"{c['n_prompts']} prompts they were found on and {c['heldout_percent']:.0f}% on fresh prompts."
+    for t, c in circuits.items()))
+shared_nodes = sc.common_nodes({t: c["nodes"] for t, c in circuits.items()}, order)
+say(f"Nodes in every task's circuit: {', '.join(f'`{n}`' for n in shared_nodes) or 'none'} "
+    f"({len(shared_nodes)} of the {len(set().union(*[c['nodes'] for c in circuits.values()]))} nodes used by any task).")
+
+# %% [markdown]
+# ## What it means
+#
+# A circuit that keeps most of the behaviour with a small fraction of the model's nodes is a
+# compact description of *where* the computation happens; the score on fresh prompts checks that
+# pruning did not overfit the prompts it saw. Pruning is greedy, so a circuit is *a* small
+# sufficient set, not necessarily the smallest. Nodes in every task's circuit are the candidates
+# for a shared mechanism; the chapter on shared circuits compares the sets and tests whether one
+# task's circuit also does another task.

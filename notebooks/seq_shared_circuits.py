@@ -1,0 +1,120 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Sequence continuation: one circuit or three?
+#
+# We have a node circuit for numerals, number words and months. **Do the three tasks use the same
+# components, and does the circuit found for one task also perform the others?** Overlap answers
+# the first question, the transfer table — the circuit of task A run on the prompts of task B —
+# the second, which is the stronger test: two circuits can overlap a lot and still differ in the
+# nodes that matter.
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+task_names = ["numerals", "number_words", "months"]
+num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+threshold = 0.8         # node circuits keep this share of the logit difference
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+
+from shared import seq_circuits as sc
+from shared.errors import ParameterError
+from shared.models import load_model
+from shared.notebook import report_run, say, seed_everything
+
+task_names = sc.check_tasks(task_names)
+if len(task_names) < 2:
+    raise ParameterError("Comparing circuits needs at least two tasks.")
+threshold = sc.check_fraction("threshold", threshold)
+seed_everything(seed)
+model = load_model(model_name)
+report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, threshold=threshold, seed=seed)
+
+# %% [markdown]
+# ## Method
+#
+# The node circuits are those of the node-circuit chapter (iterative pruning to `threshold` of the
+# logit difference, mean ablation; cached). Their **overlap** is the Jaccard similarity
+# |A ∩ B| / |A ∪ B| of the node sets. For **transfer**, we keep the circuit of task A, mean-ablate
+# every other node using task B's prompts, and measure the logit difference on task B as a
+# percentage of the intact model's. The diagonal is each circuit on its own task. We add the
+# union of all circuits and the nodes common to all of them as two more rows.
+
+# %%
+data = sc.load_tasks(model, task_names, num_samps, seed)
+circuits = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+sets = {t: c["nodes"] for t, c in circuits.items()}
+order = sc.node_order(model)
+common = sc.common_nodes(sets, order)
+union = [n for n in order if any(n in s for s in sets.values())]
+overlap = sc.overlap_table(sets)
+rows = dict(sets)
+rows["union"] = union
+if common:
+    rows["common to all"] = common
+transfer = sc.transfer_table(model, data, rows)
+
+# %% [markdown]
+# ## Result
+
+# %%
+fig = sc.membership_figure(sets, order, title=f"{model_name}: which task circuits contain each node")
+plt.show()
+fig = sc.matrix_figure(overlap, "Overlap of node circuits (Jaccard)", vmin=0, vmax=1, label="Jaccard")
+plt.show()
+
+# %%
+fig = sc.matrix_figure(transfer, "Circuit of one task evaluated on another\n(% of the intact model's logit difference)",
+                       fmt="{:.0f}", cmap="RdYlGn", vmin=0, vmax=max(100.0, float(transfer.max().max())),
+                       label="% of intact logit diff.")
+plt.show()
+transfer.round(1)
+
+# %%
+pairs = [(a, b) for i, a in enumerate(task_names) for b in task_names[i + 1:]]
+say(f"Circuit sizes: " + ", ".join(f"{t} {len(s)}" for t, s in sets.items()) + ". Pairwise overlap (Jaccard): "
+    + ", ".join(f"{a}/{b} {overlap.loc[a, b]:.2f}" for a, b in pairs) + ". "
+    + (f"**{len(common)} node(s) are in every circuit: {', '.join(f'`{n}`' for n in common)}**"
+       if common else "**No node is in every circuit.**")
+    + f" (the union has {len(union)}).")
+off = [(a, b) for a in task_names for b in task_names if a != b]
+best_pair = max(off, key=lambda p: transfer.loc[p[0], p[1]])
+worst_pair = min(off, key=lambda p: transfer.loc[p[0], p[1]])
+lines = [f"On its own task each circuit keeps " + ", ".join(f"{t} {transfer.loc[t, t]:.0f}%" for t in task_names) + ".",
+         f"Across tasks, the best transfer is the {best_pair[0]} circuit on {best_pair[1]} "
+         f"({transfer.loc[best_pair]:.0f}%), the worst the {worst_pair[0]} circuit on {worst_pair[1]} "
+         f"({transfer.loc[worst_pair]:.0f}%)."]
+lines.append(f"The union of the circuits keeps " + ", ".join(f"{transfer.loc['union', t]:.0f}%" for t in task_names)
+             + " on " + ", ".join(task_names) + ".")
+if common:
+    lines.append(f"The common nodes alone keep " + ", ".join(f"{transfer.loc['common to all', t]:.0f}%" for t in task_names) + ".")
+say(" ".join(lines))
+
+# %% [markdown]
+# ## What it means
+#
+# High overlap *and* high transfer mean one mechanism serves all three sequences, with the task
+# knowledge (which month follows which) living in components that all circuits share, such as a
+# successor head. Overlap with poor transfer means the tasks use common infrastructure (e.g. heads
+# that find the last member) but need task-specific nodes on top: the union then does all tasks
+# while each circuit does only its own. The common nodes alone usually fall short of the
+# threshold; what they keep shows how much of each task the shared core carries.

@@ -1,0 +1,255 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Sequence continuation: the prompts and the model
+#
+# Given "Van done in 1. Hat done in 2. Ring done in 3. Desk done in 4. Sun done in", a language
+# model should say " 5". Before looking for the circuit that does this, we need prompts we can
+# trust and a model that solves them. This chapter asks: **are the prompts exactly what their
+# fields say, how do they tokenize, and which sequence tasks does the model continue correctly?**
+
+# %% tags=["remove-cell"]
+# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
+import sys, subprocess  # noqa: E401
+if "google.colab" in sys.modules:
+    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
+                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
+                   shell=True, check=True)
+    sys.path.insert(0, "/content/circuits-book")
+
+# %% tags=["parameters"]
+model_name = "seq-lm"
+task_names = ["numerals", "number_words", "months", "days", "letters", "plus2", "plus3", "decreasing",
+              "fibonacci"]
+n_members = 4
+num_samps = 100
+lengths = [2, 3, 4, 5, 6]
+min_margin = 0.1
+seed = 0
+
+# %%
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+
+from shared import tasks
+from shared.errors import ParameterError
+from shared.models import load_model, local_models, model_metrics
+from shared.notebook import report_run, say, seed_everything
+from shared.seq_tokenizers import seq_tokenizer
+from shared.zoo_seq_lm import is_trained
+
+for t in task_names:
+    tasks.get_task(t)  # unknown task names stop here, before any heavy work
+if min(lengths) < 2 or n_members < 2:
+    raise ParameterError(f"Prompts need at least 2 members; got n_members={n_members}, lengths={lengths}.")
+seed_everything(seed)
+model = load_model(model_name)
+report_run(model, task_names=task_names, n_members=n_members, num_samps=num_samps, lengths=lengths,
+           min_margin=min_margin, seed=seed)
+
+# %% [markdown]
+# ## The tasks
+#
+# Each task is an ordered list and a step: numerals 1–100, number words one–twenty, months and days
+# (cyclic, so December is followed by January), capital letters, numerals in steps of two and
+# three, numerals counting down, and Fibonacci numbers. A prompt shows `n_members` consecutive
+# members in one of two shapes, the bare sequence and the *among-words* template where every
+# member closes a short clause headed by a filler noun. Prompts are rendered from their fields by
+# concatenation, so the text can never disagree with the stored members, answer and fillers.
+
+# %%
+examples = []
+for t in task_names:
+    for template in tasks.TEMPLATES:
+        p = tasks.generate(t, template, n_members, 1, seed=seed)[0]
+        examples.append(dict(task=t, template=template, prompt=p.text, answer=p.answer, incorrect=p.incorrect))
+pd.set_option("display.max_colwidth", 120)
+pd.DataFrame(examples)
+
+# %% [markdown]
+# ## Corruptions
+#
+# Circuit methods compare a clean prompt with a corrupted one that breaks the sequence but keeps
+# everything else. Four corruptions change the member fields and re-render the text: random
+# members with no consecutive pair, the last two members swapped, the last member repeated, and a
+# random permutation. The fillers, the answer we score and the token count stay the same.
+
+# %%
+clean = tasks.generate(task_names[0], "among_words", n_members, 1, seed=seed)
+rows = [dict(corruption="(clean)", prompt=clean[0].text, members=" ".join(clean[0].members))]
+for c in tasks.CORRUPTIONS:
+    bad = tasks.corrupt(clean, c, seed=seed, tokenizer=model)[0]
+    rows.append(dict(corruption=c, prompt=bad.text, members=" ".join(bad.members)))
+pd.DataFrame(rows)
+
+# %% [markdown]
+# ## How the prompts tokenize
+#
+# Positions of members come from the tokenizer's character offsets, and every prompt starts with
+# the same BOS token. A member or answer that splits into several tokens is refused unless it is
+# declared multi-token (then it is scored by teacher forcing, summing the log-probabilities of its
+# tokens). The audit counts, per task, how many members are one token with their leading space,
+# for the model's tokenizer and for a digit-splitting (Llama-like) variant of our tokenizer.
+
+# %%
+audit = tasks.token_audit(model, task_names).set_index("task")
+digit_audit = tasks.token_audit(seq_tokenizer("digits"), task_names).set_index("task")
+audit_table = pd.concat({"model tokenizer": audit[["members", "single_token_spaced", "max_tokens"]],
+                         "digit-splitting variant": digit_audit[["single_token_spaced", "max_tokens",
+                                                                 "example_split"]]}, axis=1)
+audit_table
+
+# %%
+single = [t for t in task_names if audit.loc[t, "single_token_spaced"] == audit.loc[t, "members"]]
+example = tasks.generate(task_names[0], "among_words", n_members, 1, seed=seed)[0]
+enc = tasks.encode(model, [example], multi_token=True)
+shown = model.tokenizer.convert_ids_to_tokens(enc.tokens[0].tolist())
+say(f"With the model's tokenizer **{len(single)} of {len(task_names)}** tasks have only single-token "
+    f"members. The example prompt reads as {len(shown)} tokens (BOS first); its members sit at positions "
+    f"{enc.member_pos[0].tolist()} and the answer is predicted at position {int(enc.end_pos[0])}.")
+print(" ".join(f"[{i}]{s}" for i, s in enumerate(shown)))
+
+# %% [markdown]
+# ## Does the model continue the sequences?
+#
+# For every task and both templates we draw fresh prompts and read the model's prediction after
+# the last token: the top-1 accuracy and the logit difference between the answer and the last
+# member shown (the incorrect answer the circuit chapters use).
+
+# %%
+def evaluate(template: str, k: int, n: int) -> pd.DataFrame:
+    frames = []
+    for t in task_names:
+        starts = len(tasks.get_task(t).starts(k))
+        m = min(n, starts) if template == "bare" else n
+        multi = audit.loc[t, "max_tokens"] > 1
+        frames.append(tasks.score(model, tasks.generate(t, template, k, m, seed=seed + 1000), multi_token=multi)
+                      .assign(n_members=k))
+    return pd.concat(frames, ignore_index=True)
+
+
+results = pd.concat([evaluate(tp, n_members, num_samps) for tp in tasks.TEMPLATES], ignore_index=True)
+summary = (results.groupby(["task", "template"], sort=False)
+           .agg(accuracy=("top1", "mean"), logit_diff=("logit_diff", "mean"), prompts=("top1", "size"))
+           .unstack("template"))
+summary
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for ax, column in zip(axes, ["accuracy", "logit_diff"]):
+    summary[column].reindex(task_names).plot.bar(ax=ax, rot=35)
+    ax.set_title({"accuracy": "top-1 accuracy", "logit_diff": "logit(answer) − logit(last member)"}[column])
+    ax.set_xlabel("")
+axes[0].axhline(0.9, color="grey", ls="--", lw=1)
+axes[0].set_ylim(0, 1.05)
+fig.suptitle(f"{model_name}: held-out prompts with {n_members} members")
+plt.tight_layout()
+plt.show()
+
+# %%
+acc = summary["accuracy"]["among_words"]
+key_tasks = [t for t in ["numerals", "number_words", "months"] if t in task_names]
+say("On held-out among-words prompts the model is right on "
+    + ", ".join(f"**{acc[t]:.0%}** of {t}" for t in key_tasks)
+    + f"; across all tasks among-words accuracy ranges from {acc.min():.0%} ({acc.idxmin()}) to "
+      f"{acc.max():.0%} ({acc.idxmax()}), and bare-sequence accuracy from "
+      f"{summary['accuracy']['bare'].min():.0%} to {summary['accuracy']['bare'].max():.0%}.")
+
+# %% [markdown]
+# ## Where in the sequence, and how many members
+#
+# Accuracy may depend on where the sequence sits in its list (late numerals are rarer in text)
+# and on how many members the prompt shows. We group the among-words results by the position of
+# the answer in its list, and re-run the evaluation with 2 to 6 members.
+
+# %%
+among = results[results.template == "among_words"].copy()
+among["answer_index"] = [tasks.get_task(t).sequence.index(a) for t, a in zip(among.task, among.answer)]
+among["answer_bin"] = among.groupby("task").answer_index.transform(
+    lambda s: pd.cut(s, bins=min(5, s.nunique()), labels=False))
+by_position = among.groupby(["task", "answer_bin"]).top1.mean().unstack("task")[task_names]
+
+by_length = pd.concat([evaluate("among_words", k, max(num_samps // 2, 4)) for k in lengths], ignore_index=True)
+length_table = by_length.groupby(["n_members", "task"]).agg(accuracy=("top1", "mean"),
+                                                          logit_diff=("logit_diff", "mean"))
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+by_position.plot(ax=axes[0], marker="o", legend=False)
+axes[0].set(title="accuracy by where the answer sits in its list", xlabel="answer's fifth of the list",
+            ylabel="top-1 accuracy", ylim=(-0.02, 1.05))
+axes[0].set_xticks(range(5), ["1st", "2nd", "3rd", "4th", "5th"])
+length_table.accuracy.unstack("task")[task_names].plot(ax=axes[1], marker="o")
+axes[1].set(title="accuracy by number of members shown", xlabel="members shown", ylim=(-0.02, 1.05))
+axes[1].set_xticks(lengths)
+axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %%
+len_acc = length_table.accuracy.unstack("task")
+display(length_table.logit_diff.unstack("task")[task_names].round(2)
+        .rename_axis(columns="mean logit difference by members shown"))
+say("Mean accuracy over tasks by number of members shown: "
+    + ", ".join(f"{k} members **{len_acc.loc[k].mean():.0%}**" for k in lengths) + ". "
+    f"The hardest fifth of the lists averages {by_position.min().mean():.0%} accuracy across tasks, "
+    f"the easiest {by_position.max().mean():.0%}.")
+
+# %% [markdown]
+# ## Keeping the prompts the model solves
+#
+# Circuit chapters study the mechanism behind correct answers, so they keep only prompts where the
+# answer is the model's top-1 prediction with a probability margin of at least `min_margin` over
+# the runner-up token.
+
+# %%
+pool = [p for t in task_names for p in tasks.generate(t, "among_words", n_members, num_samps, seed=seed)]
+multi_token = bool((audit.loc[task_names, "max_tokens"] > 1).any())
+kept = tasks.filter_correct(model, pool, min_margin=min_margin, seed=seed, multi_token=multi_token, verbose=False)
+counts = pd.DataFrame(kept.counts, index=["kept", "drawn"]).T
+counts["share"] = counts.kept / counts.drawn
+counts
+
+# %%
+say(f"Filtering keeps **{len(kept)} of {len(pool)}** among-words prompts; the share kept ranges from "
+    f"{counts.share.min():.0%} ({counts.share.idxmin()}) to {counts.share.max():.0%} ({counts.share.idxmax()}).")
+
+# %% [markdown]
+# ## What the training recorded
+#
+# A locally trained model stores its own held-out evaluation (drawn with a seed no chapter uses).
+# Where it has been trained, the same model trained with the digit-splitting tokenizer
+# (`seq-lm-digits`, numbers scored by teacher forcing over their digits) is shown beside it.
+
+# %%
+if model_name in local_models():
+    metrics = model_metrics(model_name)
+    say(f"`{model_name}` saw {metrics['tokens_seen']:,} training tokens in {metrics['train_seconds'] / 60:.1f} "
+        f"minutes; its loss on held-out standard-library code is {metrics['validation_code_loss']:.2f} nats. "
+        f"Accuracy recorded at training time on among-words prompts: "
+        + ", ".join(f"{t} {metrics['held_out']['among_words/' + t]['accuracy']:.0%}" for t in key_tasks) + ".")
+    names = [model_name] + [n for n in ["seq-lm-digits"] if n != model_name and is_trained(n)]
+    recorded = pd.concat({n: pd.DataFrame(model_metrics(n)["held_out"]).T[["accuracy", "logit_diff"]]
+                          for n in names}, axis=1)
+    recorded.index = pd.MultiIndex.from_tuples([tuple(i.split("/")) for i in recorded.index],
+                                               names=["template", "task"])
+    display(recorded.round(3))
+else:
+    say(f"`{model_name}` is a pretrained model; it has no training record here.")
+
+# %% [markdown]
+# ## What this means
+#
+# The prompts are built from structured fields, tokenize with members at known positions, and
+# corrupt without touching anything but the members. The accuracy table above says which tasks
+# the model has learned to continue in a template it never saw in training; the circuit chapters
+# that follow analyse only those tasks, and only the prompts kept by the filter.

@@ -1,0 +1,77 @@
+"""The shipped sequence LM solves held-out prompts; scoring, filtering and teacher forcing are right."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from shared import tasks
+from shared.models import boot_native, load_model, model_metrics
+from shared.seq_tokenizers import seq_tokenizer
+from shared.zoo_seq_lm import is_trained
+
+
+@pytest.fixture(scope="module")
+def seq_lm():
+    assert is_trained("seq-lm"), "seq-lm must ship trained in shared/checkpoints (tests never train it)"
+    torch.manual_seed(0)
+    return load_model("seq-lm")
+
+
+@pytest.mark.parametrize("task", ["numerals", "number_words", "months"])
+def test_held_out_among_words_accuracy_at_least_90_percent(seq_lm, task):
+    prompts = tasks.generate(task, "among_words", 4, 60, seed=777)
+    table = tasks.score(seq_lm, prompts)
+    assert table.top1.mean() >= 0.9, f"{task}: {table.top1.mean():.2f}"
+    assert (table.logit_diff > 0).mean() >= 0.9
+
+
+def test_recorded_training_metrics(seq_lm):
+    held = model_metrics("seq-lm")["held_out"]
+    for task in ["numerals", "number_words", "months"]:
+        assert held[f"among_words/{task}"]["accuracy"] >= 0.9
+
+
+def test_corruption_lowers_logit_difference(seq_lm):
+    prompts = tasks.generate("numerals", "among_words", 4, 40, seed=5)
+    batch = tasks.make_batch(seq_lm, prompts, corruption="random_members", seed=0)
+    with torch.no_grad():
+        clean, bad = seq_lm(batch.clean)[:, -1], seq_lm(batch.corrupt)[:, -1]
+    idx = torch.arange(len(batch))
+
+    def diff(logits):
+        return (logits[idx, batch.correct] - logits[idx, batch.incorrect]).mean().item()
+
+    assert diff(clean) > 2.0 and diff(bad) < diff(clean) - 2.0
+
+
+def test_filter_correct_counts_and_seeding(seq_lm):
+    prompts = tasks.generate("months", num_samps=30, seed=1) + tasks.generate("letters", num_samps=30, seed=1)
+    kept = tasks.filter_correct(seq_lm, prompts, min_margin=0.1, verbose=False)
+    table = tasks.score(seq_lm, prompts)
+    expected = (table.top1 & (table.margin >= 0.1))
+    assert len(kept) == int(expected.sum())
+    assert kept.counts["months"] == (int(expected[:30].sum()), 30)
+    assert all(p in prompts for p in kept)
+    a = tasks.filter_correct(seq_lm, prompts, max_keep=5, seed=3, verbose=False)
+    b = tasks.filter_correct(seq_lm, prompts, max_keep=5, seed=3, verbose=False)
+    assert a == b and all(sum(p.task == t for p in a) <= 5 for t in ("months", "letters"))
+
+
+def test_teacher_forced_scores_sum_token_log_probs():
+    """With a digit-splitting tokenizer, a two-digit answer is three tokens scored by teacher forcing."""
+    tok = seq_tokenizer("digits")
+    cfg = dict(n_layers=1, d_model=32, n_heads=2, d_head=16, d_vocab=len(tok), n_ctx=64, attn_only=True,
+               normalization_type="LN", seed=0)
+    model = boot_native(cfg, tokenizer=tok)
+    model.eval()
+    prompts = [p for p in tasks.generate("numerals", "among_words", 4, 40, seed=0)
+               if all(len(m) == 2 for m in p.members + (p.answer,))][:3]
+    table = tasks.score(model, prompts, multi_token=True)
+    for row, p in zip(table.itertuples(), prompts):
+        ids, _ = tasks.tokenize(tok, p.text + " " + p.answer)
+        n_answer = len(tasks.answer_ids(tok, [p.answer])[0])
+        assert n_answer == 3
+        with torch.no_grad():
+            logp = model(torch.tensor([ids]))[0].log_softmax(-1)
+        manual = sum(logp[pos - 1, ids[pos]].item() for pos in range(len(ids) - n_answer, len(ids)))
+        assert row.logprob == pytest.approx(manual, abs=1e-4)
