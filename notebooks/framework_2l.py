@@ -188,7 +188,7 @@ plt.show()
 ind = table.iloc[1]
 say(f"Mean-ablating {name(ablated_induction)} raises the loss on the repeated half from "
     f"{clean['loss repeated half']:.2f} to {ind['loss repeated half']:.2f} nats "
-    f"(**+{ind['loss repeated half'] - clean['loss repeated half']:.2f}**), while the first half moves by "
+    f"(**{ind['loss repeated half'] - clean['loss repeated half']:+.2f}**), while the first half moves by "
     f"{ind['loss first half'] - clean['loss first half']:+.2f}. Ablating the previous-token head(s) "
     f"changes the repeated half by {table.iloc[2]['loss repeated half'] - clean['loss repeated half']:+.2f}, "
     f"the control head by {table.iloc[3]['loss repeated half'] - clean['loss repeated half']:+.2f}.")

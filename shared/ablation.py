@@ -88,6 +88,11 @@ def final_residual(bridge: Any, resid: torch.Tensor, start: int, answer_pos: tor
     return _final_norm(bridge)(x[rows, answer_pos])
 
 
+def stacked_weights(bridge: Any) -> dict[str, torch.Tensor]:
+    """``W_Q, W_K, W_V, W_O, b_Q, b_K, b_V`` fetched once (the bridge re-stacks them on every access)."""
+    return {n: getattr(bridge, n) for n in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")}
+
+
 # --------------------------------------------------------------------------------------------
 # recorded activations and replacement values
 # --------------------------------------------------------------------------------------------
@@ -103,8 +108,10 @@ class Values:
     kind: str = "recorded"
 
     def head_out(self, bridge: Any, layer: int) -> torch.Tensor:
-        """Each head's write to the residual stream, [n|1, pos|1, heads, d_model] (no bias)."""
-        return torch.einsum("bphe,hed->bphd", self.z[layer], bridge.W_O[layer])
+        """Each head's write to the residual stream, [n|1, pos|1, heads, d_model] (no bias).
+        ``bridge`` may also be the stacked ``W_O`` tensor (see :func:`stacked_weights`)."""
+        W_O = bridge if isinstance(bridge, torch.Tensor) else bridge.W_O
+        return torch.einsum("bphe,hed->bphd", self.z[layer], W_O[layer])
 
     def detach(self) -> "Values":
         d = lambda t: None if t is None else t.detach()
@@ -392,6 +399,6 @@ def knockout_sweep(bridge: Any, batch: PromptBatch, metric: "Metric | str | None
 
 __all__ = [
     "ABLATIONS", "Activations", "KnockoutResult", "Values", "ablation_values", "final_residual",
-    "knockout_sweep", "mean_values", "node_mask", "record", "score_circuit_nodes", "score_node_masks",
+    "knockout_sweep", "mean_values", "node_mask", "record", "score_circuit_nodes", "score_node_masks", "stacked_weights",
     "zero_values",
 ]

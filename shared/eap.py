@@ -19,7 +19,7 @@ from typing import Any, Optional
 import torch
 from tqdm.auto import tqdm
 
-from .ablation import Values, _record_hooks, ablation_values, final_residual, record
+from .ablation import Values, _record_hooks, ablation_values, final_residual, stacked_weights
 from .batch import PromptBatch
 from .graph import Graph
 from .metrics import Metric, resolve
@@ -71,18 +71,16 @@ def _gradients(bridge: Any, batch: PromptBatch, metric: Metric, resid0: torch.Te
         grads = torch.autograd.grad(value, targets, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, targets)]
     attn_grads = []
+    w = stacked_weights(bridge)
     for l in range(L):
         ln1 = _norm_module(bridge.blocks[l], "ln1")
         resid = keep[("r", l)].detach()
-        per_port = []
+        n, pos = resid.shape[:2]
+        u = torch.empty(n, pos, H, 3, resid.shape[-1], dtype=resid.dtype, device=resid.device)
         for i, p in enumerate("qkv"):
-            g = grads[3 * l + i].view(resid.shape[0], resid.shape[1], H, -1)
-            W = getattr(bridge, f"W_{p.upper()}")[l].detach()
-            per_port.append(torch.einsum("nphe,hde->nphd", g, W))  # d metric / d ln1(input)
-        u = torch.stack(per_port, 3).reshape(resid.shape[0], resid.shape[1], 3 * H, -1)
-        _, vjp = torch.func.vjp(ln1, resid)
-        back = torch.func.vmap(lambda c: vjp(c)[0], in_dims=2, out_dims=2)(u)
-        attn_grads.append(back.detach())
+            g = grads[3 * l + i].view(n, pos, H, -1)
+            u[:, :, :, i] = torch.einsum("nphe,hde->nphd", g, w[f"W_{p.upper()}"][l].detach())  # dM/d ln1(in)
+        attn_grads.append(_norm_backward(ln1, resid, u.view(n, pos, 3 * H, -1)))
     k = 3 * L
     mlp_grads = [grads[k + l].detach() for l in range(L)] if not cfg.attn_only else []
     final_grad = grads[-1].detach()
@@ -92,16 +90,54 @@ def _gradients(bridge: Any, batch: PromptBatch, metric: Metric, resid0: torch.Te
     return attn_grads, mlp_grads, final_grad, acts
 
 
+def _norm_backward(norm: Any, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+    """Vector-Jacobian product of a normalisation at ``x`` [n, pos, d] for many cotangents
+    ``grad`` [n, pos, k, d]: closed forms for LayerNorm, RMSNorm and none, autograd otherwise."""
+    name = type(norm).__name__
+    weight = getattr(norm, "weight", None)
+    weight = weight.detach() if isinstance(weight, torch.Tensor) else None
+    eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-5))
+    if isinstance(eps, (tuple, list)):
+        eps = eps[0]
+    layer_norm = isinstance(norm, torch.nn.LayerNorm) or name in ("NativeLayerNormPre", "LayerNormPre")
+    rms_norm = name in ("NativeRMSNorm", "NativeRMSNormPre", "LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm")
+    if layer_norm or rms_norm:
+        x, grad = x.detach(), grad.detach()
+        # dx = (w*g - mean(w*g) - xh * mean(w*g*xh)) / sigma (LayerNorm); RMSNorm drops the mean term
+        d = x.shape[-1]
+        w = weight if weight is not None else torch.ones(d, dtype=x.dtype, device=x.device)
+        mu = x.mean(-1, keepdim=True) if layer_norm else torch.zeros_like(x[..., :1])
+        sigma = ((x - mu).pow(2).mean(-1, keepdim=True) + eps).sqrt()
+        xh = (x - mu) / sigma  # [n, pos, d]
+        b = torch.einsum("nphd,npd->nph", grad, xh * w) / d
+        out = grad * w
+        if layer_norm:
+            out.sub_(torch.einsum("nphd,d->nph", grad, w).unsqueeze(-1) / d)
+        out.sub_(xh.unsqueeze(2) * b.unsqueeze(-1))
+        return out.div_(sigma.unsqueeze(2))
+    if isinstance(norm, torch.nn.Identity):
+        return grad
+    _, vjp = torch.func.vjp(norm, x)
+    return torch.func.vmap(lambda c: vjp(c)[0], in_dims=2, out_dims=2)(grad)
+
+
 def _sender_diffs(bridge: Any, graph: Graph, acts: Values, values: Values) -> torch.Tensor:
-    """[n, pos, senders, d]: each sender's output in ``acts`` minus its replacement value."""
-    parts = [(acts.embed - values.embed).unsqueeze(2)]
-    for l in range(graph.n_layers):
-        heads = acts.head_out(bridge, l) - values.head_out(bridge, l)
-        parts.append(heads.expand(acts.z[l].shape[0], acts.z[l].shape[1], -1, -1))
-        if graph.has_mlp:
-            parts.append((acts.mlp[l] - values.mlp[l]).unsqueeze(2))
+    """[senders, n * pos * d]: each sender's output in ``acts`` minus its replacement value."""
     n, pos = acts.z[0].shape[:2]
-    return torch.cat([p.expand(n, pos, -1, -1) for p in parts], 2)
+    d = acts.embed.shape[-1]
+    out = torch.empty(len(graph.senders), n, pos, d, dtype=acts.embed.dtype, device=acts.embed.device)
+    out[0] = acts.embed - values.embed
+    W_O = bridge.W_O
+    i = 1
+    H = graph.n_heads
+    for l in range(graph.n_layers):
+        heads = acts.head_out(W_O, l) - values.head_out(W_O, l)  # [n, pos, H, d]
+        out[i:i + H] = heads.permute(2, 0, 1, 3)
+        i += H
+        if graph.has_mlp:
+            out[i] = acts.mlp[l] - values.mlp[l]
+            i += 1
+    return out.view(len(graph.senders), -1)
 
 
 def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, ablation: str = "corrupt",
@@ -130,8 +166,7 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
                                            for gx, gy in zip(acc, g)]
     attn_g, mlp_g, final_g = acc
     scale = 1.0 / len(alphas)
-    D = _sender_diffs(bridge, graph, clean_acts, values)  # [n, pos, S, d]
-    D = D.permute(2, 0, 1, 3).reshape(D.shape[2], -1)  # [S, n*pos*d]: scores are plain matmuls
+    D = _sender_diffs(bridge, graph, clean_acts, values)  # [S, n*pos*d]: scores are plain matmuls
     flat = lambda g: g.permute(2, 0, 1, 3).reshape(g.shape[2], -1)
     scores = torch.zeros(len(graph.edges))
 

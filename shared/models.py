@@ -100,7 +100,14 @@ def local_models() -> dict[str, LocalModel]:
 
 
 def _weights(bridge: Any) -> dict[str, torch.Tensor]:
-    return {k: v.detach().contiguous().clone() for k, v in bridge.original_model.state_dict().items()}
+    """The model's tensors, each stored once (the bridge names some tensors several times)."""
+    seen: set[int] = set()
+    out = {}
+    for key, value in bridge.original_model.state_dict().items():
+        if value.data_ptr() not in seen:
+            seen.add(value.data_ptr())
+            out[key] = value.detach().contiguous().clone()
+    return out
 
 
 def _with_aliases(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

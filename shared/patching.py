@@ -15,7 +15,8 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .ablation import Activations, Values, ablation_values, final_residual, node_mask, record, score_node_masks
+from .ablation import (Activations, Values, ablation_values, final_residual, node_mask, record, score_node_masks,
+                       stacked_weights)
 from .batch import PromptBatch
 from .errors import ParameterError
 from .graph import Graph, parse_node, split_edge
@@ -157,10 +158,12 @@ def _run_edges(bridge: Any, batch: PromptBatch, base: Activations, values: Value
     def expand(x):  # [n|1, ...] -> [1, n|1, ...]
         return x.unsqueeze(0)
 
+    w = stacked_weights(bridge)
+    value_out = {l: values.head_out(w["W_O"], l) for l in range(graph.n_layers)}
     diffs[t.s_col["input"]] = expand(base.embed - values.embed)
     for l in range(min(start, graph.n_layers)):
-        cur = torch.einsum("bphe,hed->bphd", base.z[l], bridge.W_O[l])
-        head_diff = cur - values.head_out(bridge, l)
+        cur = torch.einsum("bphe,hed->bphd", base.z[l], w["W_O"][l])
+        head_diff = cur - value_out[l]
         for h, col in enumerate(t.head_cols[l]):
             if needed[col]:
                 diffs[col] = expand(head_diff[:, :, h])
@@ -200,14 +203,14 @@ def _run_edges(bridge: Any, batch: PromptBatch, base: Activations, values: Value
             inp = inp.view(C, n, inp.shape[2], H, 3, -1)[:, :, :, :, "qkv".index(port)]
             if grad_deltas is not None and ("qkv", l) in grad_deltas:
                 inp = inp + grad_deltas[("qkv", l)][..., "qkv".index(port), :]
-            W = getattr(bridge, f"W_{port.upper()}")[l]
-            b = getattr(bridge, f"b_{port.upper()}")[l]
+            W = w[f"W_{port.upper()}"][l]
+            b = w[f"b_{port.upper()}"][l]
             new = torch.einsum("cnphd,hde->cnphe", ln1(inp), W) + b
             return new.reshape(x.shape).to(x.dtype)
 
         def z_hook(x, hook, l=l):
-            cur = torch.einsum("bphe,hed->bphd", x, bridge.W_O[l]).view(C, n, x.shape[1], H, -1)
-            vals = values.head_out(bridge, l).unsqueeze(0)
+            cur = torch.einsum("bphe,hed->bphd", x, w["W_O"][l]).view(C, n, x.shape[1], H, -1)
+            vals = value_out[l].unsqueeze(0)
             diff = cur - vals
             for h, col in enumerate(t.head_cols[l]):
                 if needed[col] or grad_deltas is not None:

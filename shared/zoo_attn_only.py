@@ -135,7 +135,7 @@ _MODELS = {
     0: (_config(0), _recipe(400, 4)),
     1: (_config(1), _recipe(1000, 8)),
     2: (_config(2, "LN", n_ctx=64, positions="rotary"),
-        _recipe(1500, 20, batch=16, lr=1e-2, repeat_share=0.3, random_share=0.5)),
+        _recipe(3000, 20, batch=16, lr=1e-2, repeat_share=0.3, random_share=0.5)),
 }
 for _layers, (_cfg, _rec) in _MODELS.items():
     register_local_model(LocalModel(

@@ -258,3 +258,18 @@ def test_edge_patching_on_rotary_rmsnorm_gated_model():
         outgoing = [e for e in g.edges if e.startswith(node + "->")]
         assert float(score_node_masks(b, batch, node_mask(g, [node]), values, base=base)) == pytest.approx(
             float(score_edge_masks(b, batch, edge_mask(g, outgoing), values, base=base)), abs=1e-4)
+
+
+def test_closed_form_norm_backward_matches_autograd():
+    from transformer_lens.model_bridge.sources.native.model import NativeRMSNorm
+
+    from shared.eap import _norm_backward
+
+    torch.manual_seed(0)
+    for norm in (torch.nn.LayerNorm(16), NativeRMSNorm(16)):
+        with torch.no_grad():
+            norm.weight.normal_()
+        x, g = torch.randn(2, 3, 16), torch.randn(2, 3, 5, 16)
+        _, vjp = torch.func.vjp(norm, x)
+        expect = torch.stack([vjp(g[:, :, k])[0] for k in range(5)], 2)
+        assert torch.allclose(_norm_backward(norm, x, g), expect, atol=1e-5)

@@ -178,3 +178,38 @@ def test_bad_parameters_raise_one_sentence():
         sc.check_tasks(["months", "months"])
     with pytest.raises(ParameterError):
         sc.check_fraction("threshold", 1.5)
+
+
+def test_transfer_table_on_a_planted_circuit():
+    """The planted copy-first-token circuit keeps the behaviour on two prompt sets; without its last
+    head it keeps next to nothing (rows: circuit, columns: prompt set)."""
+    from shared.planted import copy_first_model
+
+    planted = copy_first_model()
+
+    def prompts(seed: int) -> sc.TaskData:
+        batch = planted.batch(32, seed)
+        return sc.TaskData("copy", [], batch, torch.zeros(32, 1, dtype=torch.long), batch.answer_pos, 32, 32)
+
+    data = {"A": prompts(0), "B": prompts(1)}
+    circuits = {"planted": planted.nodes, "without a1.h2": [n for n in planted.nodes if n != "a1.h2"]}
+    table = sc.transfer_table(planted.bridge, data, circuits, progress=False)
+    assert (table.loc["planted"] > 90).all()
+    assert (table.loc["without a1.h2"].abs() < 10).all()
+    assert sc.circuit_score(planted.bridge, data["A"], planted.nodes) == pytest.approx(
+        table.loc["planted", "A"] / 100 * sc.full_score(planted.bridge, data["A"]), rel=1e-4)
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "neox", "llama"])
+def test_final_norm_once_matches_hugging_face_models(hf_folders, arch):
+    """LayerNorm (GPT-2, GPT-NeoX) and RMSNorm (Llama): the lens's last stage is the model's output."""
+    from shared.models import load_model
+
+    bridge = load_model(str(hf_folders[arch]))
+    tokens = torch.randint(0, 300, (2, 8), generator=torch.Generator().manual_seed(0))
+    logits = bridge(tokens)[:, -1]
+    lens = sc.final_norm(bridge, sc.residual_stack(bridge, tokens)[-1]) @ bridge.W_U
+    if getattr(bridge, "b_U", None) is not None:
+        lens = lens + bridge.b_U
+    assert torch.allclose(lens, logits, atol=1e-4)
+    assert sc.ov_logits(bridge, torch.tensor([3, 4, 5]), mlp0=True).shape == (bridge.cfg.n_layers * bridge.cfg.n_heads, 3, 300)
