@@ -115,7 +115,7 @@ say(f"**Successor head.** The head whose OV circuit best maps members to their s
     + (f" and puts {roles.loc[best, 'attention end→last member']:.2f} of the end position's attention on the last member."
        if attn and best in heads_used else "."))
 switches = {t: r.switch_stage() for t, r in lens.items()}
-say("**Logit lens.** Decoding the residual stream at the last position, the answer overtakes the last member shown "
+say("**Logit lens.** Decoding the residual stream at the last position, the prediction switches to the answer "
     + ", ".join(f"{sc.stage_phrase(s)} for {t}" for t, s in switches.items()) + ".")
 
 # %% [markdown]

@@ -82,7 +82,7 @@ lines = []
 for t, res in lens.items():
     tab = res.table().set_index(["target", "stage"])
     switch = res.switch_stage()
-    first_top = next((s for s in res.stages if tab.loc[("answer", s), "top1"] >= 0.5), None)
+    overtake = res.overtake_stage()
     peak_last = max(res.stages, key=lambda s: tab.loc[("last member", s), "top1"])
     best_last = min(res.stages, key=lambda s: tab.loc[("last member", s), "median_rank"])
     if tab.loc[("last member", peak_last), "top1"] > 0:
@@ -92,14 +92,14 @@ for t, res in lens.items():
         repeat = (f"The last member shown is never the top token; its best median rank is "
                   f"{tab.loc[('last member', best_last), 'median_rank']:.0f}, **{sc.stage_phrase(best_last)}**.")
     lines.append(
-        f"* **{t}**: the answer overtakes the last member **{sc.stage_phrase(switch)}** on most prompts (and stays ahead);"
-        f" it is the top token for at least half the prompts first **{sc.stage_phrase(first_top)}**"
+        f"* **{t}**: the prediction switches to the answer **{sc.stage_phrase(switch)}** (from there on it is the top"
+        f" token for most prompts); it ranks above the last member shown from **{sc.stage_phrase(overtake)}** on"
         f" (median rank {tab.loc[('answer', res.stages[0]), 'median_rank']:.0f} at the embedding,"
         f" {tab.loc[('answer', res.stages[-2]), 'median_rank']:.0f} before the last layer). " + repeat)
 say("\n".join(lines))
 switches = {t: res.switch_stage() for t, res in lens.items()}
 same = len(set(switches.values())) == 1
-say(f"The prediction switches at {'the same stage for all tasks' if same else 'different stages across tasks'}: "
+say(f"The prediction switches {'at the same stage for all tasks' if same else 'at different stages across tasks'}: "
     + ", ".join(f"{t} {sc.stage_phrase(s)}" for t, s in switches.items()) + ".")
 
 # %% [markdown]

@@ -12,7 +12,7 @@ from .ablation import Activations, Values, ablation_values, record, score_circui
 from .batch import PromptBatch
 from .errors import ParameterError
 from .graph import Graph, parse_node, split_edge
-from .metrics import Metric, resolve
+from .metrics import Metric
 
 
 @dataclass

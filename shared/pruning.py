@@ -12,11 +12,11 @@ from typing import Any, Callable, Optional
 import torch
 from tqdm.auto import tqdm
 
-from .ablation import Values, ablation_values, node_mask, record, score_node_masks
+from .ablation import Values, ablation_values, record, score_node_masks
 from .batch import PromptBatch
 from .circuit import Circuit
 from .errors import ParameterError
-from .graph import Graph, parse_node, split_edge
+from .graph import Graph, split_edge
 from .metrics import Metric, resolve
 from .patching import score_edge_masks
 

@@ -195,16 +195,26 @@ class LensResult:
                                  mean_logit=float(self.logits[name][i].float().mean())))
         return pd.DataFrame(rows)
 
-    def switch_stage(self, first: str = "answer", second: str = "last member") -> Optional[str]:
-        """First stage from which ``first`` outranks ``second`` on most prompts up to the output
-        (``None`` if it never does by the end)."""
-        ahead = (self.ranks[first] < self.ranks[second]).float().mean(1) > 0.5
-        if not bool(ahead[-1]):
+    @staticmethod
+    def _from_stage(flags: torch.Tensor) -> Optional[int]:
+        """Index of the first stage from which ``flags`` holds through the last stage."""
+        if not bool(flags[-1]):
             return None
-        i = len(self.stages) - 1
-        while i > 0 and bool(ahead[i - 1]):
+        i = len(flags) - 1
+        while i > 0 and bool(flags[i - 1]):
             i -= 1
-        return self.stages[i]
+        return i
+
+    def switch_stage(self, target: str = "answer") -> Optional[str]:
+        """The stage where the prediction switches to ``target``: the first from which it is the
+        top token on most prompts through the output (``None`` if it is not top-1 at the end)."""
+        i = self._from_stage((self.ranks[target] == 0).float().mean(1) > 0.5)
+        return None if i is None else self.stages[i]
+
+    def overtake_stage(self, first: str = "answer", second: str = "last member") -> Optional[str]:
+        """First stage from which ``first`` outranks ``second`` on most prompts through the output."""
+        i = self._from_stage((self.ranks[first] < self.ranks[second]).float().mean(1) > 0.5)
+        return None if i is None else self.stages[i]
 
 
 @torch.no_grad()

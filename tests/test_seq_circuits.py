@@ -84,7 +84,12 @@ def test_token_ranks_and_switch_stage():
     assert sc.token_ranks(logits, torch.tensor([0])).item() == 3
     ranks = {"answer": torch.tensor([[9, 9], [5, 0], [0, 0]]), "last member": torch.tensor([[0, 0], [0, 3], [4, 4]])}
     res = sc.LensResult(["embed", "after L0", "after L1"], ranks, {k: v.float() for k, v in ranks.items()})
-    assert res.switch_stage() == "after L1"  # after L0 the answer leads on only half the prompts
+    assert res.overtake_stage() == "after L1"  # after L0 the answer leads on only half the prompts
+    assert res.switch_stage() == "after L1"  # top-1 on both prompts only at the last stage
+    ranks["answer"] = torch.tensor([[0, 0], [1, 1], [0, 0]])
+    assert res.switch_stage() == "after L1" and res.overtake_stage() == "after L1"
+    ranks["answer"] = torch.tensor([[3, 3], [0, 0], [0, 0]])
+    assert res.switch_stage() == "after L0"
     assert res.table().shape[0] == 6
 
 
