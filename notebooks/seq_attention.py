@@ -55,8 +55,10 @@ report_run(model, model_name=model_name, task_names=task_names, num_samps=num_sa
 # of a task tokenize to the same positions, so each position has a role: `M1`…`M4` are the
 # members, `END` is the position that predicts the answer, `x1`… are the varying filler words, and
 # the rest are the template's fixed tokens. We report, per head, the mean attention
-# **from member j to member j−1**, **from the end to each member** and from the end to the first
-# token (BOS, a common resting place), show one prompt interactively and the averages as heatmaps.
+# **from member j to member j−1**, **from the token just before member j to member j−1** (that
+# token predicts member j, as the end predicts the answer), **from the end to each member** and
+# from the end to the first token (BOS, a common resting place), show one prompt interactively and
+# the averages as heatmaps.
 
 # %%
 data = sc.load_tasks(model, task_names, num_samps, seed)
@@ -83,9 +85,11 @@ for t, tab in tables.items():
     prev = tab["member→previous member"].idxmax()
     last_col = f"end→member {data[t].member_pos.shape[1]}"
     end = tab[last_col].idxmax()
-    lines.append(f"* **{t}**: `{prev}` attends most from a member to the previous one "
-                 f"({tab.loc[prev, 'member→previous member']:.2f}); `{end}` attends most from the end to the last "
-                 f"member ({tab.loc[end, last_col]:.2f}, and {tab.loc[end, 'end→all members']:.2f} to all members together).")
+    before = tab["before member→previous member"].idxmax()
+    lines.append(f"* **{t}**: `{end}` attends most from the end to the last member ({tab.loc[end, last_col]:.2f}, and "
+                 f"{tab.loc[end, 'end→all members']:.2f} to all members together); `{before}` does the same inside the "
+                 f"prompt, from the token before each member to the previous member ({tab.loc[before, 'before member→previous member']:.2f}); "
+                 f"`{prev}` attends most from a member to the previous one ({tab.loc[prev, 'member→previous member']:.2f}).")
 say("\n".join(lines) if lines else "No task circuit contains an attention head.")
 
 # %% [markdown]

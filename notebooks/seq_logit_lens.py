@@ -93,9 +93,9 @@ for t, res in lens.items():
                   f"{tab.loc[('last member', best_last), 'median_rank']:.0f}, **{sc.stage_phrase(best_last)}**.")
     lines.append(
         f"* **{t}**: the prediction switches to the answer **{sc.stage_phrase(switch)}** (from there on it is the top"
-        f" token for most prompts); it ranks above the last member shown from **{sc.stage_phrase(overtake)}** on"
-        f" (median rank {tab.loc[('answer', res.stages[0]), 'median_rank']:.0f} at the embedding,"
-        f" {tab.loc[('answer', res.stages[-2]), 'median_rank']:.0f} before the last layer). " + repeat)
+        f" token for most prompts); it ranks above the last member shown **{sc.stage_phrase(overtake)}** and stays ahead."
+        f" Its median rank is {tab.loc[('answer', res.stages[0]), 'median_rank']:.0f} at the embedding and"
+        f" {tab.loc[('answer', res.stages[-2]), 'median_rank']:.0f} before the last layer. " + repeat)
 say("\n".join(lines))
 switches = {t: res.switch_stage() for t, res in lens.items()}
 same = len(set(switches.values())) == 1

@@ -336,10 +336,14 @@ def ov_scores(bridge: Any, ordinals: Mapping[str, tuple[torch.Tensor, bool]], k:
                           "layer": [l for l, _ in heads], "index": [h for _, h in heads]})
     succ_cols = []
     for name, (ids, cyclic) in ordinals.items():
-        logits = ov_logits(bridge, ids, mlp0)
-        table[f"copy@{k} {name}"] = copy_score(logits, ids, k).cpu().numpy()
-        table[f"succ@{k} {name}"] = successor_topk(logits, ids, k, cyclic).cpu().numpy()
-        table[f"successor {name}"] = successor_score(logits, ids, cyclic).cpu().numpy()
+        cols: dict[str, list[float]] = {f"copy@{k} {name}": [], f"succ@{k} {name}": [], f"successor {name}": []}
+        for head in heads:  # one head at a time: [n, vocab] logits stay small for large vocabularies
+            logits = ov_logits(bridge, ids, mlp0, heads=[head])[0]
+            cols[f"copy@{k} {name}"].append(float(copy_score(logits, ids, k)))
+            cols[f"succ@{k} {name}"].append(float(successor_topk(logits, ids, k, cyclic)))
+            cols[f"successor {name}"].append(float(successor_score(logits, ids, cyclic)))
+        for col, values in cols.items():
+            table[col] = values
         succ_cols.append(f"successor {name}")
     table["successor_mean"] = table[succ_cols].mean(axis=1)
     table["copy_mean"] = table[[c for c in table.columns if c.startswith("copy@")]].mean(axis=1)
@@ -433,14 +437,17 @@ def aligned_attention(pattern: torch.Tensor, member_pos: torch.Tensor, end_pos: 
 
     ``prev_member`` [b, h]: mean over members j >= 2 of attention from member j to member j-1;
     ``end_to_member`` [b, h, n_members]: attention from the end position to each member;
-    ``end_to_members`` [b, h]: their sum; ``end_to_bos`` [b, h]: from the end to position 0.
+    ``end_to_members`` [b, h]: their sum; ``end_to_bos`` [b, h]: from the end to position 0;
+    ``before_to_prev`` [b, h]: mean over j >= 2 of attention from the position just before member j
+    (where member j is predicted, like the end predicts the answer) to member j-1.
     """
     b = torch.arange(pattern.shape[0]).view(-1, 1)
     mp = member_pos.to(torch.long)
     per_pair = pattern[b, :, mp[:, 1:], mp[:, :-1]]  # [b, n-1, h]
+    before = pattern[b, :, mp[:, 1:] - 1, mp[:, :-1]]  # [b, n-1, h]
     end = end_pos.to(torch.long).view(-1, 1)
     to_members = pattern[b, :, end.expand_as(mp), mp]  # [b, n, h]
-    return {"prev_member": per_pair.mean(1), "end_to_member": to_members.transpose(1, 2),
+    return {"prev_member": per_pair.mean(1), "before_to_prev": before.mean(1), "end_to_member": to_members.transpose(1, 2),
             "end_to_members": to_members.sum(1), "end_to_bos": pattern[torch.arange(pattern.shape[0]), :, end_pos, 0]}
 
 
@@ -452,6 +459,7 @@ def attention_table(pattern: torch.Tensor, member_pos: torch.Tensor, end_pos: to
     table = pd.DataFrame(index=list(heads))
     table.index.name = "head"
     table["member→previous member"] = a["prev_member"].mean(0).numpy()
+    table["before member→previous member"] = a["before_to_prev"].mean(0).numpy()
     n = member_pos.shape[1]
     for j in range(n):
         table[f"end→member {j + 1}"] = a["end_to_member"][:, :, j].mean(0).numpy()

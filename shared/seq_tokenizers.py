@@ -21,11 +21,13 @@ SPECIAL = "<|endoftext|>"
 
 
 def required_words() -> list[str]:
-    """Words the ``words`` variant must keep as single tokens (each with a leading space)."""
+    """Words the ``words`` variant must keep as single tokens (each with a leading space): task
+    members, the evaluation fillers and verb (so that e.g. " done" is never read as " d" + "one")."""
     from .seq_corpus import NAMES, NOUNS
-    from .tasks import DEFAULT_FILLERS, ORDINALS
+    from .tasks import DEFAULT_FILLERS, DEFAULT_VERB, ORDINALS
 
-    words = [w for seq in ORDINALS.values() for w in seq] + list(DEFAULT_FILLERS) + list(NAMES) + list(NOUNS)
+    words = ([w for seq in ORDINALS.values() for w in seq] + list(DEFAULT_FILLERS) + DEFAULT_VERB.split()
+             + list(NAMES) + list(NOUNS))
     return list(dict.fromkeys(words))
 
 

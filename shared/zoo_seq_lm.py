@@ -102,7 +102,8 @@ register_local_model(LocalModel(
     config=CONFIG, recipe=RECIPE, trainer=_train, tokenizer=_tokenizer, version=1,
 ))
 # The same model and data with the digit-splitting tokenizer (numbers are several tokens), for
-# experiments on how tokenization shapes the circuit.
+# experiments on how tokenization shapes the circuit. Not shipped trained: the first
+# ``load_model("seq-lm-digits")`` trains it (about 15 minutes on two CPU cores).
 register_local_model(LocalModel(
     name="seq-lm-digits",
     description="4-layer GPT-2-style LM like seq-lm, with a digit-splitting tokenizer",

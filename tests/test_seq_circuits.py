@@ -139,11 +139,14 @@ def test_aligned_attention_reads_role_positions():
     p[0, 0, 5, 3] = 0.7   # end -> member 3
     p[0, 0, 5, 1] = 0.1   # end -> member 1
     p[0, 0, 5, 0] = 0.2   # end -> BOS
+    p[0, 0, 2, 2] = 0.3   # position 2 (just before member 3) -> member 2
     a = sc.aligned_attention(p, torch.tensor([[1, 2, 3]]), torch.tensor([5]))
     assert a["prev_member"][0, 0].item() == pytest.approx(0.6)
     assert a["end_to_member"][0, 0].tolist() == pytest.approx([0.1, 0.0, 0.7])
     assert a["end_to_members"][0, 0].item() == pytest.approx(0.8)
     assert a["end_to_bos"][0, 0].item() == pytest.approx(0.2)
+    # from just before member 2 (position 1) to member 1, and from just before member 3 (position 2) to member 2
+    assert a["before_to_prev"][0, 0].item() == pytest.approx((0.0 + 0.3) / 2)
     table = sc.attention_table(p, torch.tensor([[1, 2, 3]]), torch.tensor([5]), ["a0.h0"])
     assert table.loc["a0.h0", "end→member 3"] == pytest.approx(0.7)
 
