@@ -46,7 +46,7 @@ def seq_tokenizer(variant: str = "words", vocab_size: int = 2048, corpus_chars: 
     if variant not in VARIANTS:
         raise ParameterError(f"Unknown tokenizer variant {variant!r}; choose one of {', '.join(VARIANTS)}.")
     key = dict(variant=variant, vocab_size=vocab_size, corpus_chars=corpus_chars, passages=passages,
-               seed=seed, version=2)
+               seed=seed, version=4)
 
     def build(tmp: Path) -> None:
         from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers

@@ -99,7 +99,7 @@ def _train(bridge: Any, recipe: dict[str, Any], checkpoints: Checkpoints) -> dic
 register_local_model(LocalModel(
     name="seq-lm",
     description="4-layer GPT-2-style LM trained on code and generated sequences",
-    config=CONFIG, recipe=RECIPE, trainer=_train, tokenizer=_tokenizer, version=1,
+    config=CONFIG, recipe=RECIPE, trainer=_train, tokenizer=_tokenizer, version=2,
 ))
 # The same model and data with the digit-splitting tokenizer (numbers are several tokens), for
 # experiments on how tokenization shapes the circuit. Not shipped trained: the first
@@ -107,5 +107,5 @@ register_local_model(LocalModel(
 register_local_model(LocalModel(
     name="seq-lm-digits",
     description="4-layer GPT-2-style LM like seq-lm, with a digit-splitting tokenizer",
-    config=CONFIG, recipe={**RECIPE, "tokenizer": "digits"}, trainer=_train, tokenizer=_tokenizer, version=1,
+    config=CONFIG, recipe={**RECIPE, "tokenizer": "digits"}, trainer=_train, tokenizer=_tokenizer, version=2,
 ))

@@ -179,3 +179,21 @@ def test_repeated_random_tokens_layout():
     t = fw.repeated_random_tokens(100, 10, batch=3, seed=0, bos_id=0, exclude=[0])
     assert t.shape == (3, 21) and (t[:, 0] == 0).all() and (t[:, 1:] != 0).all()
     assert torch.equal(t[:, 1:11], t[:, 11:])
+
+
+def test_shipped_two_layer_model_has_induction_heads():
+    """The trained 2L model: heads with induction score > 0.5 whose ablation hurts the repeated half only."""
+    from shared import framework as fw
+    from shared.models import load_model
+
+    model = load_model("attn-only-2l")
+    seq_len = 25
+    tokens = fw.repeated_tokens_for(model, seq_len, batch=16, seed=0)
+    scores = fw.head_scores(fw.attention_patterns(model, tokens), seq_len)["induction"]
+    assert scores.max() > 0.5
+    heads = fw.top_heads(scores, 0.5)
+    assert all(layer == 1 for layer, _ in heads), "induction needs a layer-0 head to compose with"
+    table = fw.ablation_table(model, tokens, seq_len, {"induction": heads})
+    rise = table.loc["induction", "loss repeated half"] - table.loc["none (clean)", "loss repeated half"]
+    first = abs(table.loc["induction", "loss first half"] - table.loc["none (clean)", "loss first half"])
+    assert rise > 2.0 and first < 0.3
