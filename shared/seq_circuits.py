@@ -806,13 +806,16 @@ def model_key(bridge: Any) -> dict[str, Any]:
 
 
 def cached_json(kind: str, bridge: Any, params: Mapping[str, Any], compute: Callable[[], Any]) -> Any:
-    """``compute()`` once per model and ``params``, stored as JSON under the results cache."""
+    """``compute()`` once per model, ``params`` and version of the ``shared`` code, stored as JSON
+    under the results cache (not shipped: a fresh build recomputes it once)."""
+    from .build import shared_digest
     from .cache import cached_dir
 
     def build(tmp: Path) -> None:
         (tmp / "result.json").write_text(json.dumps(compute(), indent=1, default=float))
 
-    folder = cached_dir("results", kind, {**model_key(bridge), **dict(params)}, build)
+    key = {**model_key(bridge), **dict(params), "code": shared_digest()[:16]}
+    folder = cached_dir("results", kind, key, build)
     return json.loads((folder / "result.json").read_text())
 
 
