@@ -145,11 +145,13 @@ summary = (results.groupby(["task", "template"], sort=False)
 summary
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
 for ax, column in zip(axes, ["accuracy", "logit_diff"]):
     summary[column].reindex(task_names).plot.bar(ax=ax, rot=35)
     ax.set_title({"accuracy": "top-1 accuracy", "logit_diff": "logit(answer) − logit(last member)"}[column])
     ax.set_xlabel("")
+for ax in axes:
+    ax.legend(title="template", loc="lower right", fontsize=8, framealpha=0.9)
 axes[0].axhline(0.9, color="grey", ls="--", lw=1)
 axes[0].set_ylim(0, 1.05)
 fig.suptitle(f"{model_name}: held-out prompts with {n_members} members")

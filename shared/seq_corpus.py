@@ -32,8 +32,6 @@ VERBS = ("paid on", "came on", "left at", "won in", "seen on", "made in", "sat a
          "found on", "put in", "set at", "fixed on", "lost in", "moved to", "sent on", "built in",
          "shown at", "held on", "used in", "got to", "came to", "packed in", "given at")
 LABELS = ("Count", "List", "Order", "Row", "Series", "Steps", "Items", "Line", "Next", "Keys")
-# Counting by one over 1..100 has the most successor pairs to learn, so it is drawn more often.
-TASK_WEIGHTS = {"numerals": 3.0}
 assert DEFAULT_VERB not in VERBS and not (set(NAMES) | set(WORDS)) & set(DEFAULT_FILLERS)
 assert not any(v.startswith(DEFAULT_VERB.split()[0] + " ") for v in VERBS)
 
@@ -88,6 +86,6 @@ def passage(rng: random.Random, sentences: tuple[int, int] = (2, 5),
 
 
 def passages(count: int, seed: int = 0, weights: Optional[dict[str, float]] = None) -> list[str]:
-    """``count`` seeded passages (the tokenizers use uniform weights, the LM ``TASK_WEIGHTS``)."""
+    """``count`` seeded passages (the tokenizers use uniform weights; the LM's recipe sets its own)."""
     rng = random.Random(f"seq-corpus-{seed}")
     return [passage(rng, weights=weights) for _ in range(count)]

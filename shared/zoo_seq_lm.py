@@ -25,7 +25,8 @@ CONFIG = dict(n_layers=4, d_model=128, n_heads=4, d_head=32, d_vocab=2048, n_ctx
               d_mlp=512, act_fn="gelu", normalization_type="LN", positional_embedding_type="standard",
               seed=0)
 RECIPE = dict(tokenizer="words", vocab_size=2048, corpus_chars=3_000_000, passages=80_000, seq_share=0.7,
-              steps=1600, batch_size=32, lr=2e-3, warmup=150, seed=0, eval_samps=100)
+              steps=1600, batch_size=32, lr=2e-3, warmup=150, seed=0, eval_samps=100,
+              task_weights={"numerals": 3.0, "months": 2.0})
 # Tasks and seeds of the held-out evaluation (different seeds from anything the chapters draw).
 EVAL_SEED = 12345
 
@@ -70,12 +71,13 @@ def held_out_accuracy(bridge: Any, num_samps: int = 100, seed: int = EVAL_SEED) 
 
 def _train(bridge: Any, recipe: dict[str, Any], checkpoints: Checkpoints) -> dict[str, Any]:
     from .corpus import stdlib_text
-    from .seq_corpus import TASK_WEIGHTS, passages
+    from .seq_corpus import passages
 
     tok = bridge.tokenizer
     n_ctx = bridge.cfg.n_ctx
     code, _ = _stream(tok, stdlib_text("train", max_chars=recipe["corpus_chars"]))
-    seqs, seq_starts = _stream(tok, [" " + p for p in passages(recipe["passages"], seed=recipe["seed"], weights=TASK_WEIGHTS)])
+    texts = passages(recipe["passages"], seed=recipe["seed"], weights=recipe["task_weights"])
+    seqs, seq_starts = _stream(tok, [" " + p for p in texts])
     seq_starts = seq_starts[seq_starts + n_ctx < len(seqs)]
     n_seq = int(round(recipe["batch_size"] * recipe["seq_share"]))
     n_code = recipe["batch_size"] - n_seq
