@@ -14,6 +14,7 @@ The engine behind every circuit method:
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Sequence
 
@@ -51,7 +52,8 @@ def _direct_blocks_ok(bridge: Any) -> bool:
         store: dict[str, torch.Tensor] = {}
         hooks = [("blocks.0.hook_resid_pre", lambda x, hook: store.__setitem__("r0", x.detach()) or x),
                  ("ln_final.hook_in", lambda x, hook: store.__setitem__("f", x.detach()) or x)]
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rotary blocks warn when called bare: that is what we probe
             bridge.run_with_hooks(tokens, fwd_hooks=hooks)
             x = store["r0"]
             for block in bridge.blocks:
@@ -89,8 +91,16 @@ def final_residual(bridge: Any, resid: torch.Tensor, start: int, answer_pos: tor
 
 
 def stacked_weights(bridge: Any) -> dict[str, torch.Tensor]:
-    """``W_Q, W_K, W_V, W_O, b_Q, b_K, b_V`` fetched once (the bridge re-stacks them on every access)."""
-    return {n: getattr(bridge, n) for n in ("W_Q", "W_K", "W_V", "W_O", "b_Q", "b_K", "b_V")}
+    """``W_Q, W_K, W_V, W_O, b_Q, b_K, b_V`` fetched once (the bridge re-stacks them on every access);
+    bias-free projections (Llama-style) get zero biases."""
+    out = {n: getattr(bridge, n) for n in ("W_Q", "W_K", "W_V", "W_O")}
+    for n in ("b_Q", "b_K", "b_V"):
+        try:
+            out[n] = getattr(bridge, n)
+        except AttributeError:
+            W = out["W_" + n[-1]]
+            out[n] = torch.zeros(W.shape[:2] + W.shape[3:], dtype=W.dtype, device=W.device)
+    return out
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Optional
 
 from .errors import ParameterError
@@ -57,6 +57,11 @@ def split_edge(edge: str) -> tuple[str, str, Optional[str]]:
     return sender, receiver, port
 
 
+@lru_cache(maxsize=32)
+def _graph_of_shape(cls: type, n_layers: int, n_heads: int, has_mlp: bool, parallel: bool) -> "Graph":
+    return cls(n_layers, n_heads, has_mlp=has_mlp, parallel=parallel)
+
+
 class Graph:
     """All nodes and edges of a bridge (or of a bare config with ``n_layers``, ``n_heads``...)."""
 
@@ -65,9 +70,10 @@ class Graph:
 
     @classmethod
     def of(cls, bridge: Any) -> "Graph":
+        """The graph of a bridge; one shared instance per shape, so its cached tables are built once."""
         cfg = bridge.cfg
-        return cls(cfg.n_layers, cfg.n_heads, has_mlp=not cfg.attn_only,
-                   parallel=bool(getattr(cfg, "parallel_attn_mlp", False)))
+        return _graph_of_shape(cls, cfg.n_layers, cfg.n_heads, not cfg.attn_only,
+                               bool(getattr(cfg, "parallel_attn_mlp", False)))
 
     def heads(self, layer: Optional[int] = None) -> list[str]:
         layers = range(self.n_layers) if layer is None else [layer]

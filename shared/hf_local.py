@@ -6,7 +6,7 @@ any download: GPT-2, GPT-NeoX (Pythia) and Llama architectures.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional
 
 import torch
 
@@ -29,8 +29,9 @@ def train_bpe_tokenizer(texts: Iterable[str], vocab_size: int = 300):
 
 
 def make_tiny_hf_model(arch: str, folder: Path, tokenizer, n_layers: int = 2, d_model: int = 32,
-                       n_heads: int = 4, n_ctx: int = 64, seed: int = 0) -> Path:
-    """Save a randomly initialised ``arch`` model plus ``tokenizer`` into ``folder``."""
+                       n_heads: int = 4, n_ctx: int = 64, seed: int = 0, n_kv_heads: Optional[int] = None) -> Path:
+    """Save a randomly initialised ``arch`` model plus ``tokenizer`` into ``folder`` (``n_kv_heads``:
+    grouped-query attention, Llama only)."""
     import transformers as tf
 
     vocab = len(tokenizer)
@@ -44,7 +45,7 @@ def make_tiny_hf_model(arch: str, folder: Path, tokenizer, n_layers: int = 2, d_
         cls = tf.GPTNeoXForCausalLM
     elif arch == "llama":
         config = tf.LlamaConfig(num_hidden_layers=n_layers, hidden_size=d_model, num_attention_heads=n_heads,
-                                num_key_value_heads=n_heads, intermediate_size=4 * d_model,
+                                num_key_value_heads=n_kv_heads or n_heads, intermediate_size=4 * d_model,
                                 max_position_embeddings=n_ctx, **common)
         cls = tf.LlamaForCausalLM
     else:

@@ -54,7 +54,14 @@ def activation_patching(bridge: Any, batch: PromptBatch, direction: str = "denoi
 # --------------------------------------------------------------------------------------------
 
 class _EdgeIndex:
-    """Sender/receiver tables of a graph for vectorised edge interventions."""
+    """Sender/receiver tables of a graph for vectorised edge interventions (use :meth:`of`: cached)."""
+
+    @classmethod
+    def of(cls, graph: Graph) -> "_EdgeIndex":
+        index = graph.__dict__.get("_edge_index")
+        if index is None:
+            index = graph.__dict__["_edge_index"] = cls(graph)
+        return index
 
     def __init__(self, graph: Graph):
         self.graph = graph
@@ -121,7 +128,7 @@ def score_edge_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
         masks = masks.unsqueeze(0)
     if masks.shape[1] != len(graph.edges):
         raise ParameterError(f"Edge masks need {len(graph.edges)} columns, got {masks.shape[1]}.")
-    idx_tables = _EdgeIndex(graph)
+    idx_tables = _EdgeIndex.of(graph)
     base = record(bridge, batch.clean) if base is None else base
     n, pos = batch.clean.shape
     recv_layer = torch.tensor([idx_tables.receiver_layer(i) for i in range(len(idx_tables.receivers))])
