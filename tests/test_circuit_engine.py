@@ -36,6 +36,19 @@ def _random_batch(vocab, n=6, pos=7, seed=0):
     return PromptBatch(torch.randint(0, vocab, (n, pos), generator=g), torch.randint(0, vocab, (n, pos), generator=g),
                        torch.randint(0, vocab, (n,), generator=g), torch.randint(0, vocab, (n,), generator=g))
 
+def _assert_edge_identities(b, batch, node: str, abs_tol: float = 1e-4):
+    """Patching every edge reproduces the corrupted run; patching all of ``node``'s outgoing edges
+    equals ablating ``node``. Returns the graph and the corrupted values."""
+    g = Graph.of(b)
+    values = ablation_values(b, batch, "corrupt")
+    all_patched = score_edge_masks(b, batch, torch.ones(len(g.edges), dtype=torch.bool), values)
+    assert float(all_patched) == pytest.approx(_plain_logit_diff(b, batch, batch.corrupt), abs=abs_tol)
+    outgoing = [e for e in g.edges if e.startswith(node + "->")]
+    assert float(score_node_masks(b, batch, node_mask(g, [node]), values)) == pytest.approx(
+        float(score_edge_masks(b, batch, edge_mask(g, outgoing), values)), abs=1e-4)
+    return g, values
+
+
 
 def test_graph_names_and_same_layer_mlp_edges():
     g = Graph(2, 2, has_mlp=True)
@@ -199,13 +212,7 @@ def test_methods_run_on_hf_gpt2(tmp_path):
                         b.to_tokens(" park", prepend_bos=False)[0, :1].repeat(2))
     ko = knockout_sweep(b, batch, ablation="corrupt", progress=False)
     assert ko.full == pytest.approx(_plain_logit_diff(b, batch, batch.clean), abs=1e-4)
-    g = Graph.of(b)
-    values = ablation_values(b, batch, "corrupt")
-    all_patched = score_edge_masks(b, batch, torch.ones(len(g.edges), dtype=torch.bool), values)
-    assert float(all_patched) == pytest.approx(_plain_logit_diff(b, batch, batch.corrupt), abs=1e-3)
-    outgoing = [e for e in g.edges if e.startswith("a0.h2->")]
-    assert float(score_node_masks(b, batch, node_mask(g, ["a0.h2"]), values)) == pytest.approx(
-        float(score_edge_masks(b, batch, edge_mask(g, outgoing), values)), abs=1e-4)
+    g, _ = _assert_edge_identities(b, batch, "a0.h2", abs_tol=1e-3)
     scores = eap(b, batch)
     assert len(scores) == len(g.edges) and any(abs(v) > 0 for v in scores.values())
 
@@ -243,8 +250,8 @@ def test_circuit_json_roundtrip_and_figure(tmp_path):
 
 
 def test_edge_patching_on_rotary_rmsnorm_gated_model():
-    """Llama-style blocks: patching every edge reproduces the corrupted run, and patching all of a
-    node's outgoing edges equals ablating the node."""
+    """Llama-style blocks: patching every edge reproduces the corrupted run, patching all of a node's
+    outgoing edges equals ablating the node, and EAP is the derivative of path patching."""
     b = boot_native(dict(n_layers=2, d_model=32, n_heads=2, d_head=16, d_vocab=30, n_ctx=12, attn_only=False,
                          d_mlp=64, normalization_type="RMS", positional_embedding_type="rotary", gated_mlp=True,
                          act_fn="silu", seed=0))
@@ -258,6 +265,8 @@ def test_edge_patching_on_rotary_rmsnorm_gated_model():
         outgoing = [e for e in g.edges if e.startswith(node + "->")]
         assert float(score_node_masks(b, batch, node_mask(g, [node]), values, base=base)) == pytest.approx(
             float(score_edge_masks(b, batch, edge_mask(g, outgoing), values, base=base)), abs=1e-4)
+    exact, approx = _eap_vs_derivative(b.double(), batch, eps=1e-3)
+    assert float((exact - approx).abs().max()) < 5e-3 * float(approx.abs().max())
 
 
 def test_closed_form_norm_backward_matches_autograd():
@@ -312,13 +321,7 @@ def test_edge_methods_on_hf_bridges(hf_folders, arch):
 
     b = TransformerBridge.boot_transformers(str(hf_folders[arch]), device="cpu")
     batch = _random_batch(b.cfg.d_vocab, n=4, pos=6)
-    g = Graph.of(b)
-    values = ablation_values(b, batch, "corrupt")
-    all_patched = score_edge_masks(b, batch, torch.ones(len(g.edges), dtype=torch.bool), values)
-    assert float(all_patched) == pytest.approx(_plain_logit_diff(b, batch, batch.corrupt), abs=1e-4)
-    outgoing = [e for e in g.edges if e.startswith("a0.h1->")]
-    assert float(score_node_masks(b, batch, node_mask(g, ["a0.h1"]), values)) == pytest.approx(
-        float(score_edge_masks(b, batch, edge_mask(g, outgoing), values)), abs=1e-5)
+    _assert_edge_identities(b, batch, "a0.h1")
     exact, approx = _eap_vs_derivative(b, batch, eps=1e-2)
     assert float((exact - approx).abs().max()) < 0.03 * float(approx.abs().max())
     assert torch.corrcoef(torch.stack([exact, approx]))[0, 1] > 0.999
