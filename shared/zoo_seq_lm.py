@@ -104,8 +104,7 @@ register_local_model(LocalModel(
     config=CONFIG, recipe=RECIPE, trainer=_train, tokenizer=_tokenizer, version=2,
 ))
 # The same model and data with the digit-splitting tokenizer (numbers are several tokens), for
-# experiments on how tokenization shapes the circuit. Not shipped trained: the first
-# ``load_model("seq-lm-digits")`` trains it (about 15 minutes on two CPU cores).
+# experiments on how tokenization shapes the circuit. Shipped trained (about 7 minutes on one core).
 register_local_model(LocalModel(
     name="seq-lm-digits",
     description="4-layer GPT-2-style LM like seq-lm, with a digit-splitting tokenizer",

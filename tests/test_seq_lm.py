@@ -75,3 +75,14 @@ def test_teacher_forced_scores_sum_token_log_probs():
             logp = model(torch.tensor([ids]))[0].log_softmax(-1)
         manual = sum(logp[pos - 1, ids[pos]].item() for pos in range(len(ids) - n_answer, len(ids)))
         assert row.logprob == pytest.approx(manual, abs=1e-4)
+
+
+def test_shipped_digit_model_continues_multi_token_numbers():
+    """``seq-lm-digits`` ships trained: numbers are several tokens, and it continues held-out bare
+    numeral sequences digit by digit (teacher forcing) well above chance."""
+    assert is_trained("seq-lm-digits"), "seq-lm-digits must ship trained in shared/checkpoints"
+    torch.manual_seed(0)
+    model = load_model("seq-lm-digits")
+    assert any(len(ids) > 1 for ids in tasks.answer_ids(model, [" 42", " 57"]))
+    table = tasks.score(model, tasks.generate("numerals", "bare", 4, 40, seed=777), multi_token=True)
+    assert table.top1.mean() >= 0.8, f"{table.top1.mean():.2f}"
