@@ -50,7 +50,7 @@ threshold = sc.check_fraction("threshold", threshold)
 if int(ig_steps) < 1:
     raise ParameterError(f"ig_steps must be a positive integer, got {ig_steps}.")
 seed_everything(seed)
-model = load_model(model_name)
+model = load_model(model_name, ungroup_kv=True)  # grouped-query models get one key/value head per query head
 report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, threshold=threshold,
            ig_steps=ig_steps, seed=seed)
 

@@ -187,13 +187,15 @@ def model_metrics(name: str, **overrides: Any) -> dict[str, Any]:
 
 
 def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
-               device: str = "cpu", revision: Optional[str] = None, **overrides: Any):
+               device: str = "cpu", revision: Optional[str] = None, ungroup_kv: bool = False, **overrides: Any):
     """Return a TransformerLens 4 ``TransformerBridge`` for ``name``.
 
     ``name`` is a registered local model (``overrides`` change its config or recipe and so its
     cache key; ``step`` picks an intermediate checkpoint; ``retrain`` forces training), a path to a
     Hugging Face model folder, or a pretrained hub name (``revision`` selects a training
-    checkpoint, e.g. ``"step1000"`` for Pythia).
+    checkpoint, e.g. ``"step1000"`` for Pythia). ``ungroup_kv`` gives every query head of a
+    grouped-query-attention model its own copy of its group's key/value weights (the outputs do not
+    change; edge-level methods need it); it does nothing to other models.
     """
     if name in local_models():
         folder, spec, config, recipe = _local_entry(name, overrides, retrain)
@@ -219,13 +221,14 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
     if path.is_dir():
         if not (path / "config.json").exists():
             raise UnknownModelError(f"Folder {str(path)!r} is not a Hugging Face model (no config.json).")
-        bridge = _boot_hf(str(path), device=device, revision=None)
-        _label(bridge, name, f"Hugging Face model folder {str(path)!r}")
+        bridge = _boot_hf(str(path), device=device, revision=None, ungroup_kv=ungroup_kv)
+        _label(bridge, name, f"Hugging Face model folder {str(path)!r}" + _ungrouped_note(bridge))
         return bridge
     if name in PRETRAINED or "/" in name:
         hub_id = PRETRAINED.get(name, name)
-        bridge = _boot_hf(hub_id, device=device, revision=revision)
-        _label(bridge, name, f"pretrained {hub_id!r}" + (f" at revision {revision}" if revision else ""))
+        bridge = _boot_hf(hub_id, device=device, revision=revision, ungroup_kv=ungroup_kv)
+        _label(bridge, name, f"pretrained {hub_id!r}" + (f" at revision {revision}" if revision else "")
+               + _ungrouped_note(bridge))
         return bridge
     check_model_name(name)
     raise AssertionError("unreachable")
@@ -241,11 +244,19 @@ def check_model_name(name: str) -> None:
     )
 
 
-def _boot_hf(name_or_dir: str, device: str, revision: Optional[str]):
+def _boot_hf(name_or_dir: str, device: str, revision: Optional[str], ungroup_kv: bool = False):
     from transformer_lens.model_bridge import TransformerBridge
 
     try:
-        return TransformerBridge.boot_transformers(name_or_dir, device=device, revision=revision)
+        if not ungroup_kv:
+            return TransformerBridge.boot_transformers(name_or_dir, device=device, revision=revision)
+        from transformers import AutoModelForCausalLM
+
+        hf_model = AutoModelForCausalLM.from_pretrained(name_or_dir, revision=revision, attn_implementation="eager")
+        groups = ungroup_kv_heads(hf_model)
+        bridge = TransformerBridge.boot_transformers(name_or_dir, hf_model=hf_model, device=device, revision=revision)
+        bridge._book_ungrouped_from = groups
+        return bridge
     except (OSError, ConnectionError, TimeoutError) as err:
         if Path(name_or_dir).is_dir():
             raise
@@ -254,6 +265,41 @@ def _boot_hf(name_or_dir: str, device: str, revision: Optional[str]):
             f"the local Hugging Face cache); set the notebook parameter `model_name` to a local model "
             f"such as one of {sorted(local_models())}."
         ) from err
+
+
+def ungroup_kv_heads(hf_model: Any) -> Optional[int]:
+    """Turn grouped-query attention into the equivalent multi-head attention, in place: each query
+    head gets its own copy of its group's ``k_proj``/``v_proj`` rows. Returns the former number of
+    key/value heads, or None if the model had one per query head already."""
+    cfg = hf_model.config
+    H = cfg.num_attention_heads
+    kv = getattr(cfg, "num_key_value_heads", None) or H
+    if kv == H:
+        return None
+    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // H
+    attentions = [m for m in hf_model.modules() if hasattr(m, "k_proj") and hasattr(m, "v_proj")]
+    if not attentions:
+        raise ParameterError(f"Cannot ungroup the key/value heads of {type(hf_model).__name__}: its attention "
+                             "has no separate k_proj/v_proj; use node-level methods for this model.")
+    for attn in attentions:
+        for name in ("k_proj", "v_proj"):
+            old = getattr(attn, name)
+            new = torch.nn.Linear(old.in_features, H * head_dim, bias=old.bias is not None,
+                                  dtype=old.weight.dtype, device=old.weight.device)
+            with torch.no_grad():
+                new.weight.copy_(old.weight.view(kv, head_dim, -1).repeat_interleave(H // kv, 0).reshape(H * head_dim, -1))
+                if old.bias is not None:
+                    new.bias.copy_(old.bias.view(kv, head_dim).repeat_interleave(H // kv, 0).reshape(-1))
+            setattr(attn, name, new)
+        if hasattr(attn, "num_key_value_groups"):
+            attn.num_key_value_groups = 1
+    cfg.num_key_value_heads = H
+    return kv
+
+
+def _ungrouped_note(bridge: Any) -> str:
+    kv = getattr(bridge, "_book_ungrouped_from", None)
+    return f", its {kv} key/value heads ungrouped to one per query head (same outputs)" if kv else ""
 
 
 def _label(bridge: Any, name: str, description: str) -> None:
@@ -273,5 +319,5 @@ __all__ = [
     "Checkpoints", "LocalModel", "PRETRAINED", "boot_native", "check_model_name", "checkpoint_steps",
     "config_key",
     "describe", "load_model", "local_model_dir", "local_models", "model_metrics",
-    "register_local_model",
+    "register_local_model", "ungroup_kv_heads",
 ]

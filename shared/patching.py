@@ -92,11 +92,12 @@ class _EdgeIndex:
 
 
 def check_edge_support(bridge: Any) -> None:
-    """Edge methods recompute q/k/v per head; grouped-query attention (shared k/v heads) is not handled."""
+    """Edge methods recompute q/k/v per query head, so grouped-query attention must be ungrouped first."""
     kv = getattr(bridge.cfg, "n_key_value_heads", None)
     if kv is not None and kv != bridge.cfg.n_heads:
-        raise ParameterError(f"Edge-level methods do not support grouped-query attention ({kv} key/value heads for "
-                             f"{bridge.cfg.n_heads} query heads); use node-level methods for this model.")
+        raise ParameterError(f"Edge-level methods need one key/value head per query head, and this model shares "
+                             f"{kv} key/value heads among {bridge.cfg.n_heads} query heads (grouped-query "
+                             f"attention); load it with load_model(name, ungroup_kv=True) (same outputs).")
 
 
 def edge_mask(graph: Graph, edges: Iterable[str]) -> torch.Tensor:

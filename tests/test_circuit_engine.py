@@ -348,15 +348,15 @@ def test_closed_form_head_input_grads_match_autograd():
         assert torch.allclose(_head_input_grads(folded, x, grads), _head_input_grads(generic, x, grads), atol=1e-5)
 
 
-def test_grouped_query_attention_node_methods_work_edge_methods_refuse(tmp_path, tiny_tokenizer):
-    """A Llama with 2 key/value heads for 4 query heads: node knockouts match plain hooked runs;
-    edge methods stop with one clear sentence (their q/k/v receivers are per query head)."""
-    from transformer_lens.model_bridge import TransformerBridge
-
+def test_grouped_query_attention_node_methods_and_ungrouped_edge_methods(tmp_path, tiny_tokenizer):
+    """A Llama with 2 key/value heads for 4 query heads: node knockouts match plain hooked runs; edge
+    methods stop with one sentence naming ``ungroup_kv``; loaded with ``ungroup_kv=True`` the model
+    gives the same logits and the edge methods pass their identities."""
     from shared.hf_local import make_tiny_hf_model
+    from shared.models import describe, load_model
 
-    b = TransformerBridge.boot_transformers(str(make_tiny_hf_model("llama", tmp_path, tiny_tokenizer, n_kv_heads=2)),
-                                            device="cpu")
+    folder = make_tiny_hf_model("llama", tmp_path, tiny_tokenizer, n_kv_heads=2)
+    b = load_model(str(folder))
     assert b.cfg.n_key_value_heads == 2 and b.cfg.n_heads == 4
     batch = _random_batch(b.cfg.d_vocab, n=4, pos=6)
     ko = knockout_sweep(b, batch, ablation="corrupt", progress=False)
@@ -370,5 +370,13 @@ def test_grouped_query_attention_node_methods_work_edge_methods_refuse(tmp_path,
 
     expect = _plain_logit_diff(b, batch, batch.clean, [("blocks.1.attn.hook_z", patch)])
     assert float(ko.scores[Graph.of(b).components.index("a1.h3")]) == pytest.approx(expect, abs=1e-4)
-    with pytest.raises(ParameterError, match="grouped-query attention"):
+    with pytest.raises(ParameterError, match="ungroup_kv=True"):
         eap(b, batch)
+
+    u = load_model(str(folder), ungroup_kv=True)
+    assert getattr(u.cfg, "n_key_value_heads", None) in (None, 4) and "ungrouped" in describe(u)
+    with torch.no_grad():
+        assert torch.allclose(u(batch.clean), b(batch.clean), atol=1e-5)
+    _assert_edge_identities(u, batch, "a0.h1")
+    exact, approx = _eap_vs_derivative(u, batch, eps=1e-2)
+    assert torch.corrcoef(torch.stack([exact, approx]))[0, 1] > 0.999
