@@ -38,25 +38,13 @@ compare_with = ["median-1l-mlp"]  # other zoo models summarised at the end
 
 # %%
 import numpy as np
-import torch
 from IPython.display import display
 from shared import algorithmic as alg
-from shared.errors import ParameterError
-from shared.models import load_model, local_models, model_metrics
-from shared.notebook import report_run, say, seed_everything
-from shared.viz import attention_patterns
-from shared.zoo_algorithmic import algorithmic_model
+from shared import algorithmic_chapter as chapter
+from shared.notebook import say
 
-if task != "median":
-    raise ParameterError(f"This chapter studies the task 'median'; use algorithmic_min for {task!r}.")
-if n_examples < 10 or n_examples > 20000:
-    raise ParameterError(f"n_examples must lie between 10 and 20000, got {n_examples}.")
-seed_everything(seed)
-model_name = algorithmic_model(task, n_layers, attn_only, n=n, V=V, seed=seed, steps=steps)
-recipe = local_models()[model_name].recipe
-model = load_model(model_name)
-report_run(model, model_name=model_name, task=task, n=n, V=V, n_layers=n_layers, attn_only=attn_only,
-           seed=seed, steps=steps, n_examples=n_examples)
+model_name, recipe, model = chapter.start_chapter(task, "median", n=n, V=V, n_layers=n_layers, attn_only=attn_only,
+                                                  seed=seed, steps=steps, n_examples=n_examples)
 
 # %% [markdown]
 # ## The task and the held-out split
@@ -68,23 +56,13 @@ report_run(model, model_name=model_name, task=task, n=n, V=V, n_layers=n_layers,
 
 # %%
 data = alg.test_set(recipe, count=n_examples)
-for i in range(3):
-    print(" ".join(data.labels(i)), "->", int(data.answers[i]))
-checks = alg.data_checks(recipe, data, seed=seed)
-say(f"The generator disagrees with the brute-force reference on **{checks['wrong']}** of {checks['checked']} "
-    f"held-out lists, and **{checks['overlap']}** of {checks['train_lists']} training lists share a multiset "
-    f"with the held-out set.")
+chapter.show_data(recipe, data, seed)
 
 # %% [markdown]
 # ## Training
 
 # %%
-metrics = model_metrics(model_name)
-alg.plot_training(metrics, title=model_name)
-acc = alg.accuracy(model, data)
-say(f"After {recipe['steps']} steps ({metrics['train_seconds']} s on CPU) the model answers **{acc:.2%}** of "
-    f"{len(data)} held-out lists correctly (at training time, on {metrics['test_size']} lists: "
-    f"{metrics['test_accuracy']:.2%}).")
+acc = chapter.show_training(model, model_name, recipe, data)
 
 # %% [markdown]
 # ## Which components matter?
@@ -115,12 +93,7 @@ say(f"No single head is indispensable: the largest drop from one head is {abl.lo
 # key's rank *relative to the median rank* (0 = the median itself).
 
 # %%
-sample = data.subset(torch.arange(3))
-patterns = alg.run_cache(model, sample, lambda k: k.endswith("hook_pattern"))
-for i in range(3):
-    L = int(sample.lengths[i]) + 1
-    pattern = torch.cat([patterns[f"blocks.{l}.attn.hook_pattern"][i, :, :L, :L] for l in layers])
-    display(attention_patterns(sample.labels(i), pattern, alg.head_names(model)))
+chapter.show_attention(model, data)
 
 # %%
 attn = alg.answer_attention(model, data)

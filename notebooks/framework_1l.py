@@ -42,7 +42,6 @@ seed = 0
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-import torch
 from IPython.display import display
 
 from shared import framework as fw

@@ -40,19 +40,12 @@ import pandas as pd
 
 from shared import seq_circuits as sc
 from shared.circuit import Circuit
-from shared.errors import ParameterError
 from shared.graph import Graph
-from shared.models import load_model
-from shared.notebook import report_run, say, seed_everything
+from shared.notebook import say
 
-task_names = sc.check_tasks(task_names)
-threshold = sc.check_fraction("threshold", threshold)
-if int(ig_steps) < 1:
-    raise ParameterError(f"ig_steps must be a positive integer, got {ig_steps}.")
-seed_everything(seed)
-model = load_model(model_name, ungroup_kv=True)  # grouped-query models get one key/value head per query head
-report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, threshold=threshold,
-           ig_steps=ig_steps, seed=seed)
+# grouped-query models get one key/value head per query head (same outputs), as edge methods need
+model, task_names = sc.start_chapter(model_name, task_names, seed, ungroup_kv=True, num_samps=num_samps,
+                                      threshold=threshold, ig_steps=ig_steps)
 
 # %% [markdown]
 # ## Method

@@ -35,14 +35,9 @@ seed = 0
 import pandas as pd
 
 from shared import seq_circuits as sc
-from shared.models import load_model
-from shared.notebook import report_run, say, seed_everything
+from shared.notebook import say
 
-task_names = sc.check_tasks(task_names)
-threshold = sc.check_fraction("threshold", threshold)
-seed_everything(seed)
-model = load_model(model_name)
-report_run(model, model_name=model_name, task_names=task_names, num_samps=num_samps, threshold=threshold, seed=seed)
+model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num_samps, threshold=threshold)
 
 # %% [markdown]
 # ## Gathering the results

@@ -38,18 +38,10 @@ seed = 0
 import matplotlib.pyplot as plt
 
 from shared import seq_circuits as sc
-from shared.errors import ParameterError
-from shared.models import load_model
-from shared.notebook import report_run, say, seed_everything
+from shared.notebook import say
 
-task_names = sc.check_tasks(task_names)
-if int(top_k) < 1:
-    raise ParameterError(f"top_k must be a positive integer, got {top_k}.")
-successor_cutoff = sc.check_fraction("successor_cutoff", successor_cutoff)
-seed_everything(seed)
-model = load_model(model_name)
-report_run(model, model_name=model_name, task_names=task_names, top_k=top_k,
-           successor_cutoff=successor_cutoff, mlp0=mlp0, seed=seed)
+model, task_names = sc.start_chapter(model_name, task_names, seed, top_k=top_k,
+                                      successor_cutoff=successor_cutoff, mlp0=mlp0)
 
 # %% [markdown]
 # ## Method

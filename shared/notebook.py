@@ -30,6 +30,17 @@ def report_run(model: Any, **params: Any) -> None:
     print(f"torch {torch.__version__}, device {next(model.parameters()).device}")
 
 
+def open_model(model_name: str, seed: int, ungroup_kv: bool = False, **params: Any) -> Any:
+    """Seed every generator, load ``model_name`` and print what the chapter runs on (the model and
+    ``params``). Call it after the parameter checks, which must not wait for a model to load."""
+    from .models import load_model
+
+    seed_everything(seed)
+    model = load_model(model_name, ungroup_kv=ungroup_kv)
+    report_run(model, model_name=model_name, **params, seed=seed)
+    return model
+
+
 def say(text: str) -> None:
     """Show prose whose numbers and names were computed in this run (Markdown)."""
     display(Markdown(text))

@@ -187,11 +187,25 @@ def _run_edges(bridge: Any, batch: PromptBatch, base: Activations, values: Value
         D = torch.stack([diffs[s].expand(C, -1, -1, -1) for s in cols], 3)  # [C, n, pos, S', d]
         return torch.einsum("cnpsd,csr->cnprd", D, m[:, cols].to(D.dtype))
 
+    def patch_input(x: torch.Tensor, r_col: int, grad_key: Any) -> torch.Tensor:
+        """The input of one receiver (an MLP or the logits) minus its patched senders' differences,
+        plus any extra offset in ``grad_deltas``."""
+        d = delta([r_col])
+        extra = grad_deltas.get(grad_key) if grad_deltas is not None else None
+        if d is None and extra is None:
+            return x
+        y = x.view(C, n, *x.shape[1:])
+        if d is not None:
+            y = y - d[:, :, :, 0]
+        if extra is not None:
+            y = y + extra
+        return y.reshape(x.shape)
+
     state: dict = {}
     hooks = []
     for l in range(start, graph.n_layers):
         block = bridge.blocks[l]
-        ln1, ln2 = _norm_module(block, "ln1"), _norm_module(block, "ln2")
+        ln1 = _norm_module(block, "ln1")
 
         def keep_resid(x, hook, l=l):
             state[("resid", l)] = x
@@ -226,17 +240,7 @@ def _run_edges(bridge: Any, batch: PromptBatch, base: Activations, values: Value
             return x
 
         def mlp_in_hook(x, hook, l=l):
-            r = t.mlp_recv[l]
-            d = delta([r])
-            extra = grad_deltas.get(("mlp", l)) if grad_deltas is not None else None
-            if d is None and extra is None:
-                return x
-            y = x.view(C, n, *x.shape[1:])
-            if d is not None:
-                y = y - d[:, :, :, 0]
-            if extra is not None:
-                y = y + extra
-            return y.reshape(x.shape)
+            return patch_input(x, t.mlp_recv[l], ("mlp", l))
 
         def mlp_out_hook(x, hook, l=l):
             col = t.mlp_col[l]
@@ -253,16 +257,7 @@ def _run_edges(bridge: Any, batch: PromptBatch, base: Activations, values: Value
             hooks.append((f"blocks.{l}.hook_mlp_out", mlp_out_hook))
 
     def final_hook(x):
-        d = delta([t.r_col["logits"]])
-        extra = grad_deltas.get("logits") if grad_deltas is not None else None
-        if d is None and extra is None:
-            return x
-        y = x.view(C, n, *x.shape[1:])
-        if d is not None:
-            y = y - d[:, :, :, 0]
-        if extra is not None:
-            y = y + extra
-        return y.reshape(x.shape)
+        return patch_input(x, t.r_col["logits"], "logits")
 
     resid = base.resid[start].repeat(C, *[1] * (base.resid[start].dim() - 1))
     return final_residual(bridge, resid, start, batch.answer_pos.repeat(C), hooks, final_hook=final_hook)

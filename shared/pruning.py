@@ -21,6 +21,20 @@ from .metrics import Metric, resolve
 from .patching import score_edge_masks
 
 
+def _setup(bridge: Any, batch: PromptBatch, ablation: str, values: Optional[Values]):
+    """The graph, the replacement values (computed once) and the recorded clean run."""
+    values = ablation_values(bridge, batch, ablation) if values is None else values
+    return Graph.of(bridge), values, record(bridge, batch.clean)
+
+
+def _full_and_empty(score_masks: Callable, bridge: Any, batch: PromptBatch, size: int, values: Values,
+                    metric: Metric, base: Any) -> tuple[float, float]:
+    """Metric of the intact model and of the model with all ``size`` nodes/edges ablated, in one run."""
+    masks = torch.stack([torch.zeros(size, dtype=torch.bool), torch.ones(size, dtype=torch.bool)])
+    ends = score_masks(bridge, batch, masks, values, metric, base=base)
+    return float(ends[0]), float(ends[1])
+
+
 def _greedy(order: list[int], state: torch.Tensor, try_remove: Callable[[torch.Tensor], torch.Tensor],
             ok: Callable[[float], bool], lookahead: int, record_score: dict, names: list[str],
             bar: Any = None) -> bool:
@@ -72,13 +86,9 @@ def prune_nodes(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" =
         raise ParameterError(f"relative_to must be 'normalized' or 'full', not {relative_to!r}.")
     if not 0 < threshold <= 1.5:
         raise ParameterError(f"threshold is a fraction of the full model's metric, got {threshold}.")
-    graph = Graph.of(bridge)
-    values = ablation_values(bridge, batch, ablation) if values is None else values
-    base = record(bridge, batch.clean)
+    graph, values, base = _setup(bridge, batch, ablation, values)
     n = len(graph.components)
-    ends = score_node_masks(bridge, batch, torch.stack([torch.zeros(n, dtype=torch.bool), torch.ones(n, dtype=torch.bool)]),
-                            values, metric, base=base)
-    full, empty = float(ends[0]), float(ends[1])
+    full, empty = _full_and_empty(score_node_masks, bridge, batch, n, values, metric, base)
     if relative_to == "normalized":
         span = full - empty
         if abs(span) < 1e-9:
@@ -133,13 +143,9 @@ def acdc(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, 
         raise ParameterError(f"ACDC here needs a metric where higher is better; {metric.name} is not.")
     if threshold < 0:
         raise ParameterError(f"threshold must be non-negative, got {threshold}.")
-    graph = Graph.of(bridge)
-    values = ablation_values(bridge, batch, ablation) if values is None else values
-    base = record(bridge, batch.clean)
+    graph, values, base = _setup(bridge, batch, ablation, values)
     E = len(graph.edges)
-    ends = score_edge_masks(bridge, batch, torch.stack([torch.zeros(E, dtype=torch.bool), torch.ones(E, dtype=torch.bool)]),
-                            values, metric, base=base)
-    full, empty = float(ends[0]), float(ends[1])
+    full, empty = _full_and_empty(score_edge_masks, bridge, batch, E, values, metric, base)
     tol = threshold * max(abs(full - empty), 1e-9)
     state = torch.ones(E, dtype=torch.bool)
     current = [full]

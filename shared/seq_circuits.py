@@ -29,6 +29,7 @@ from .batch import PromptBatch
 from .errors import ParameterError
 
 DEFAULT_TASKS: tuple[str, ...] = ("numerals", "number_words", "months")
+MAX_SAMPS = 2000  # prompts per task; drawing and filtering several times as many is the slow part
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,8 +64,8 @@ def task_data(bridge: Any, task: str, num_samps: int = 64, seed: int = 0, templa
     ``min_margin`` in probability) and of the most common token length, at most ``num_samps``."""
     from . import tasks
 
-    if num_samps < min_prompts:
-        raise ParameterError(f"num_samps must be at least {min_prompts}, got {num_samps}.")
+    if not min_prompts <= num_samps <= MAX_SAMPS:
+        raise ParameterError(f"num_samps must be from {min_prompts} to {MAX_SAMPS}, got {num_samps}.")
     spec = tasks.get_task(task)
     capacity = len(spec.starts(n_members)) if template == "bare" else 10 ** 9
     drawn = min(capacity, max(4 * num_samps, 96))
@@ -103,6 +104,29 @@ def check_fraction(name: str, value: float) -> float:
     if not 0 < float(value) <= 1:
         raise ParameterError(f"{name} must be a fraction in (0, 1], got {value}.")
     return float(value)
+
+
+_FRACTIONS = ("threshold", "successor_cutoff")
+_COUNTS = {"num_samps": (4, MAX_SAMPS), "top_k": (1, 1000), "ig_steps": (1, 100)}
+
+
+def start_chapter(model_name: str, task_names: Sequence[str], seed: int = 0, *, min_tasks: int = 1,
+                  ungroup_kv: bool = False, **params: Any) -> tuple[Any, list[str]]:
+    """Open a sequence chapter: check its parameters in one sentence each before any heavy work
+    (task names, fractions such as ``threshold`` in (0, 1], counts such as ``num_samps`` in range),
+    then seed, load the model and print what the chapter runs on. Returns the model and the tasks."""
+    from .notebook import open_model
+
+    task_names = check_tasks(task_names)
+    if len(task_names) < min_tasks:
+        raise ParameterError(f"This chapter compares tasks and needs at least {min_tasks}; got {task_names}.")
+    for name in _FRACTIONS:
+        if name in params:
+            check_fraction(name, params[name])
+    for name, (low, high) in _COUNTS.items():
+        if name in params and not low <= int(params[name]) <= high:
+            raise ParameterError(f"{name} must be an integer from {low} to {high}, got {params[name]}.")
+    return open_model(model_name, seed, ungroup_kv=ungroup_kv, task_names=task_names, **params), task_names
 
 
 # --------------------------------------------------------------------------------------------
@@ -821,7 +845,7 @@ def cached_json(kind: str, bridge: Any, params: Mapping[str, Any], compute: Call
 
 __all__ = [
     "DEFAULT_TASKS", "LensResult", "TaskData", "aligned_attention", "attention_heatmaps", "attention_patterns",
-    "attention_table", "cached_json", "check_fraction", "check_tasks", "circuit_score", "common_nodes",
+    "attention_table", "cached_json", "check_fraction", "check_tasks", "start_chapter", "circuit_score", "common_nodes",
     "copy_score", "effective_embedding", "final_norm", "full_score", "grid_figure", "head_grid", "jaccard",
     "lens_figure", "logit_lens", "matrix_figure", "membership_figure", "model_key", "node_order",
     "ordinal_lists", "ov_logits", "ov_scores", "overlap_table", "position_labels", "residual_stack",

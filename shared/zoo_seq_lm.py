@@ -9,7 +9,6 @@ evaluation templates is stored in the model's metrics (:func:`shared.models.mode
 """
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import numpy as np

@@ -15,7 +15,7 @@ from shared.graph import Graph
 from shared.metrics import kl_to, logit_diff, normalized, percent_of_full, prob_diff
 from shared.models import boot_native
 from shared.patching import activation_patching, edge_mask, path_patching, score_edge_masks
-from shared.planted import copy_first_model, induction_model
+from shared.planted import copy_first_model
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from shared import tasks
 from shared.errors import ParameterError
