@@ -17,13 +17,10 @@
 # and test it with interventions whose outcome the mechanism predicts.
 
 # %% tags=["remove-cell"]
-# Colab setup: fetch and install the book's code and models (does nothing outside Colab).
-import sys, subprocess  # noqa: E401
+# On Colab, install the book's code and shipped models first (this cell does nothing elsewhere).
+import sys
 if "google.colab" in sys.modules:
-    subprocess.run("git clone -q --depth 1 https://github.com/circuits-book/circuits-book /content/circuits-book"
-                   " && pip install -q -r /content/circuits-book/requirements.txt -e /content/circuits-book",
-                   shell=True, check=True)
-    sys.path.insert(0, "/content/circuits-book")
+    get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
 task = "median"

@@ -114,3 +114,41 @@ def test_html_render_of_a_small_book(fixture_book, tmp_path):
     assert "colab.research.google.com/github/circuits-book/circuits-book/blob/main/notebooks/tiny_chapter.ipynb" in page
     assert "CircuitsVis.render" in page and (html / "_static" / "circuitsvis.js").exists()
     assert "<img" in page, "the matplotlib figure must be inline"
+
+
+def test_every_chapter_opens_with_the_colab_install_cell():
+    """The first code cell of each chapter is the hidden Colab cell, installing this repository."""
+    import jupytext
+
+    url = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for path in sorted((ROOT / "notebooks").glob("*.py")):
+        first = next(c for c in jupytext.read(path).cells if c.cell_type == "code")
+        assert first.metadata.get("tags") == ["remove-cell"], path.name
+        assert f"pip\", \"install -q git+{url}\"" in first.source, path.name
+
+
+def test_package_for_colab_carries_checkpoints_and_dependencies(tmp_path):
+    """`pip install git+<repo>` (the Colab cell) gets the shared package, the shipped checkpoints and
+    the requirements: checked on a wheel built from this checkout."""
+    import subprocess
+    import sys
+    import zipfile
+
+    import shutil
+
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    shutil.copytree(ROOT / "shared", src / "shared", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "requirements.txt", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    stray = src / "shared" / "checkpoints" / "results" / "x" / "result.json"  # a local result cache entry
+    stray.parent.mkdir(parents=True, exist_ok=True)
+    stray.write_text("{}")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(src)], check=True, capture_output=True)
+    wheel = zipfile.ZipFile(next(tmp_path.glob("circuits_book-*.whl")))
+    names = wheel.namelist()
+    assert "shared/__init__.py" in names and "shared/seq_circuits.py" in names
+    assert any(n.startswith("shared/checkpoints/models/seq-lm-") and n.endswith("model.safetensors") for n in names)
+    assert not any("/results/" in n for n in names), "the result cache must not be packaged"
+    meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()
+    assert "Requires-Dist: transformer-lens" in meta and "Requires-Dist: circuitsvis" in meta
