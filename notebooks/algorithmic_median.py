@@ -30,18 +30,18 @@ n_layers = 2
 attn_only = False
 seed = 0
 steps = 4000      # training steps (changing any of these trains a new model on first use)
-n_examples = 2000 # held-out lists analysed
+n_prompts = 2000 # held-out lists analysed
 compare_with = ["median-1l-mlp"]  # other zoo models summarised at the end
 
 # %%
 import numpy as np
 from IPython.display import display
-from shared import algorithmic as alg
-from shared import algorithmic_chapter as chapter
-from shared.notebook import say
+from shared.tasks import lists as alg
+from shared.chapters import algorithmic as chapter
+from shared.chapters.common import say
 
 model_name, recipe, model = chapter.start_chapter(task, "median", n=n, V=V, n_layers=n_layers, attn_only=attn_only,
-                                                  seed=seed, steps=steps, n_examples=n_examples)
+                                                  seed=seed, steps=steps, n_prompts=n_prompts)
 
 # %% [markdown]
 # ## The task and the held-out split
@@ -52,7 +52,7 @@ model_name, recipe, model = chapter.start_chapter(task, "median", n=n, V=V, n_la
 # so a held-out list is never a reordering of a training list.
 
 # %%
-data = alg.test_set(recipe, count=n_examples)
+data = alg.test_set(recipe, count=n_prompts)
 chapter.show_data(recipe, data, seed)
 
 # %% [markdown]
@@ -258,13 +258,13 @@ say(("Supported by this run: " + "; ".join(claims) + ". " if claims else "None o
 # (never trained) and accuracy by answer value (the vocabulary edges).
 
 # %%
-say(alg.failure_analysis(model, recipe, data, n_examples))
+say(alg.failure_analysis(model, recipe, data, n_prompts))
 
 # %% [markdown]
 # ## Other models of this task
 
 # %%
-table = alg.compare_models([model_name, *compare_with], n_examples, known={model_name: summary})
+table = alg.compare_models([model_name, *compare_with], n_prompts, known={model_name: summary})
 display(table.round(3))
 say("; ".join(f"**{m}**: {r['held-out accuracy']:.1%} held-out accuracy, largest single-component ablation drop "
               f"{r['largest drop (any component)']:.0%}, most important head {r['deciding head']} with "

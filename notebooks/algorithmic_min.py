@@ -30,18 +30,18 @@ n_layers = 1
 attn_only = True
 seed = 0
 steps = 1500      # training steps (changing any of these trains a new model on first use)
-n_examples = 2000 # held-out lists analysed
+n_prompts = 2000 # held-out lists analysed
 compare_with = ["min-2l-mlp"]  # other zoo models summarised at the end
 
 # %%
 import numpy as np
 from IPython.display import display
-from shared import algorithmic as alg
-from shared import algorithmic_chapter as chapter
-from shared.notebook import say
+from shared.tasks import lists as alg
+from shared.chapters import algorithmic as chapter
+from shared.chapters.common import say
 
 model_name, recipe, model = chapter.start_chapter(task, "min", n=n, V=V, n_layers=n_layers, attn_only=attn_only,
-                                                  seed=seed, steps=steps, n_examples=n_examples)
+                                                  seed=seed, steps=steps, n_prompts=n_prompts)
 
 # %% [markdown]
 # ## The task and the held-out split
@@ -53,7 +53,7 @@ model_name, recipe, model = chapter.start_chapter(task, "min", n=n, V=V, n_layer
 # reference and the split against a fresh training sample.
 
 # %%
-data = alg.test_set(recipe, count=n_examples)
+data = alg.test_set(recipe, count=n_prompts)
 chapter.show_data(recipe, data, seed)
 
 # %% [markdown]
@@ -152,7 +152,7 @@ say(f"For **{summary['copying']:.0%}** of the values seen, the output most pushe
 # with repeated values (never trained), and accuracy by answer value, which shows the vocabulary edges.
 
 # %%
-say(alg.failure_analysis(model, recipe, data, n_examples))
+say(alg.failure_analysis(model, recipe, data, n_prompts))
 
 # %% [markdown]
 # ## The same question for other models
@@ -160,7 +160,7 @@ say(alg.failure_analysis(model, recipe, data, n_examples))
 # The same measurements for the other shipped model(s) of this task.
 
 # %%
-table = alg.compare_models([model_name, *compare_with], n_examples, known={model_name: summary})
+table = alg.compare_models([model_name, *compare_with], n_prompts, known={model_name: summary})
 display(table.round(3))
 say("; ".join(
     f"**{m}**: most important head {r['deciding head']} ({r['ablation drop']:.0%} accuracy lost without it; "

@@ -24,7 +24,7 @@ if "google.colab" in sys.modules:
     get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
-models = ["induction", "copy_first"]  # planted models (shared.planted.PLANTED)
+models = ["induction", "copy_first"]  # planted models (shared.zoo.planted.PLANTED)
 n_prompts = 32
 ig_steps = 5
 prune_threshold = 0.8  # node pruning keeps a node if removing it drops below this share of the metric
@@ -35,14 +35,14 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from shared.ablation import knockout_sweep
-from shared.circuit import faithfulness_curve, roc_auc
-from shared.eap import eap, eap_ig
+from shared.engine.ablation import knockout_sweep
+from shared.engine.circuit import faithfulness_curve, roc_auc
+from shared.engine.eap import eap, eap_ig
 from shared.errors import ParameterError
-from shared.notebook import report_run, say, seed_everything
-from shared.patching import activation_patching, path_patching
-from shared.planted import PLANTED, planted_model
-from shared.pruning import acdc, prune_nodes
+from shared.chapters.common import report_run, say, seed_everything
+from shared.engine.patching import activation_patching, path_patching
+from shared.zoo.planted import PLANTED, planted_model
+from shared.engine.pruning import acdc, prune_nodes
 
 if not models or any(m not in PLANTED for m in models):
     raise ParameterError(f"`models` must list some of {sorted(PLANTED)}, got {models!r}.")

@@ -41,11 +41,11 @@ import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from shared import framework as fw
-from shared.corpus import stdlib_text
+from shared.analysis import framework as fw
+from shared.zoo.text.stdlib import stdlib_text
 from shared.errors import ParameterError
-from shared.models import load_model, local_models, model_metrics
-from shared.notebook import report_run, say, seed_everything
+from shared.zoo.registry import load_model, local_models, model_metrics
+from shared.chapters.common import report_run, say, seed_everything
 
 for knob, value in dict(n_frequent=n_frequent, corpus_chars=corpus_chars, min_count=min_count,
                         n_trigram_tokens=n_trigram_tokens, n_sources=n_sources).items():

@@ -39,11 +39,11 @@ import numpy as np
 import torch
 from IPython.display import display
 
-from shared import framework as fw
+from shared.analysis import framework as fw
 from shared.errors import ParameterError
-from shared.models import load_model
-from shared.notebook import report_run, say, seed_everything
-from shared.viz import attention_patterns as show_attention
+from shared.zoo.registry import load_model
+from shared.chapters.common import report_run, say, seed_everything
+from shared.plots.widgets import attention_patterns as show_attention
 
 if not 0 < induction_threshold < 1:
     raise ParameterError(f"induction_threshold must lie strictly between 0 and 1, got {induction_threshold}.")

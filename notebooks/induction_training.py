@@ -26,7 +26,7 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "attn-only-2l"  # a local model with saved checkpoints
 max_checkpoints = 0          # analyse at most this many saved checkpoints (0: all)
-n_windows = 96               # validation text windows for the loss by position
+n_prompts = 96               # validation text windows for the loss by position
 seq_len = 25                 # repeated random sequence length for prefix matching
 batch = 16                   # repeated random sequences
 early_pos = 5                # ICL score: loss around this position ...
@@ -41,18 +41,18 @@ import torch
 from IPython.display import display
 from tqdm.auto import tqdm
 
-from shared import framework as fw
-from shared.corpus import stdlib_text
+from shared.analysis import framework as fw
+from shared.zoo.text.stdlib import stdlib_text
 from shared.errors import ParameterError
-from shared.models import checkpoint_steps, load_model, local_models, model_metrics
-from shared.notebook import report_run, say, seed_everything
+from shared.zoo.registry import checkpoint_steps, load_model, local_models, model_metrics
+from shared.chapters.common import report_run, say, seed_everything
 
 if model_name not in local_models():
     raise ParameterError(f"This chapter reads saved training checkpoints, which only local models have; "
                          f"choose one of {sorted(local_models())} instead of {model_name!r}.")
 seed_everything(seed)
 model = load_model(model_name)
-report_run(model, max_checkpoints=max_checkpoints, n_windows=n_windows, seq_len=seq_len, batch=batch,
+report_run(model, max_checkpoints=max_checkpoints, n_prompts=n_prompts, seq_len=seq_len, batch=batch,
            early_pos=early_pos, late_pos=late_pos, seed=seed)
 if not 0 <= early_pos < late_pos < model.cfg.n_ctx - 1:
     raise ParameterError(f"Need 0 <= early_pos < late_pos < {model.cfg.n_ctx - 1} (got {early_pos}, {late_pos}).")
@@ -80,7 +80,7 @@ metrics = model_metrics(model_name)
 tokens_per_step = metrics["tokens_seen"] / max(steps[-1], 1)
 bos = model.tokenizer.bos_token_id
 stream = fw.tokenize_stream(model.tokenizer, stdlib_text("validation"))
-windows = fw.text_windows(stream, model.cfg.n_ctx, n_windows, seed, bos_id=bos)
+windows = fw.text_windows(stream, model.cfg.n_ctx, n_prompts, seed, bos_id=bos)
 records, position_losses, prefix = [], [], []
 for step in tqdm(steps, desc="checkpoints"):
     m = load_model(model_name, step=step)

@@ -25,7 +25,7 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
-num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 threshold = 0.8         # of the node circuits whose heads are shown (see the node-circuit chapter)
 seed = 0
 
@@ -33,11 +33,11 @@ seed = 0
 import matplotlib.pyplot as plt
 from IPython.display import display
 
-from shared import seq_circuits as sc
-from shared.notebook import say
-from shared.viz import attention_patterns
+from shared.chapters import sequences as sc
+from shared.chapters.common import say
+from shared.plots.widgets import attention_patterns
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num_samps, threshold=threshold)
+model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts, threshold=threshold)
 
 # %% [markdown]
 # ## Method
@@ -53,8 +53,8 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num
 # the averages as heatmaps.
 
 # %%
-data = sc.load_tasks(model, task_names, num_samps, seed)
-circuits = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+data = sc.load_tasks(model, task_names, n_prompts, seed)
+circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
 heads = {t: [n for n in c["nodes"] if n.startswith("a")] for t, c in circuits.items()}
 patterns = {t: sc.attention_patterns(model, data[t].tokens, heads[t]) for t in task_names if heads[t]}
 tables = {t: sc.attention_table(patterns[t], data[t].member_pos, data[t].end_pos, heads[t]) for t in patterns}

@@ -26,7 +26,7 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
-num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 threshold = 0.8         # node circuit and edge circuit both keep this share of the logit difference
 ig_steps = 5            # interpolation steps of EAP-IG
 seed = 0
@@ -35,13 +35,13 @@ seed = 0
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from shared import seq_circuits as sc
-from shared.circuit import Circuit
-from shared.graph import Graph
-from shared.notebook import say
+from shared.chapters import sequences as sc
+from shared.engine.circuit import Circuit
+from shared.engine.graph import Graph
+from shared.chapters.common import say
 
 # grouped-query models get one key/value head per query head (same outputs), as edge methods need
-model, task_names = sc.start_chapter(model_name, task_names, seed, ungroup_kv=True, num_samps=num_samps,
+model, task_names = sc.start_chapter(model_name, task_names, seed, ungroup_kv=True, n_prompts=n_prompts,
                                       threshold=threshold, ig_steps=ig_steps)
 
 # %% [markdown]
@@ -61,8 +61,8 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, ungroup_kv=Tr
 # edges, as many as the path-patching circuit has, and measure their circuit the same way.
 
 # %%
-data = sc.load_tasks(model, task_names, num_samps, seed)
-nodes = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+data = sc.load_tasks(model, task_names, n_prompts, seed)
+nodes = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
 edge_results = {t: sc.edge_circuit(model, data[t], nodes[t]["nodes"], threshold) for t in task_names}
 eap_results = {t: sc.eap_ig_edges(model, data[t], len(edge_results[t]["edges"]), steps=ig_steps) for t in task_names}
 

@@ -24,17 +24,17 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
-num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 threshold = 0.8         # node circuits keep this share of the logit difference
 seed = 0
 
 # %%
 import pandas as pd
 
-from shared import seq_circuits as sc
-from shared.notebook import say
+from shared.chapters import sequences as sc
+from shared.chapters.common import say
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num_samps, threshold=threshold)
+model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts, threshold=threshold)
 
 # %% [markdown]
 # ## Gathering the results
@@ -44,8 +44,8 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num
 # parameters as in their chapters.
 
 # %%
-data = sc.load_tasks(model, task_names, num_samps, seed)
-circuits = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+data = sc.load_tasks(model, task_names, n_prompts, seed)
+circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
 sets = {t: c["nodes"] for t, c in circuits.items()}
 order = sc.node_order(model)
 common = sc.common_nodes(sets, order)

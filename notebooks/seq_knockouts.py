@@ -26,16 +26,16 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
-num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 seed = 0
 
 # %%
 import matplotlib.pyplot as plt
 
-from shared import seq_circuits as sc
-from shared.notebook import say
+from shared.chapters import sequences as sc
+from shared.chapters.common import say
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num_samps)
+model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts)
 
 # %% [markdown]
 # ## Method
@@ -52,7 +52,7 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num
 # average contribution, so the model is not pushed off-distribution the way zeroing would.
 
 # %%
-data = sc.load_tasks(model, task_names, num_samps, seed)
+data = sc.load_tasks(model, task_names, n_prompts, seed)
 results = sc.knockouts(model, data)
 table = sc.knockout_table(results)
 for t, r in results.items():

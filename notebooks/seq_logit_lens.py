@@ -25,16 +25,16 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
-num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 seed = 0
 
 # %%
 import matplotlib.pyplot as plt
 
-from shared import seq_circuits as sc
-from shared.notebook import say
+from shared.chapters import sequences as sc
+from shared.chapters.common import say
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num_samps)
+model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts)
 
 # %% [markdown]
 # ## Method
@@ -49,7 +49,7 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num
 # model's own output, which the check below confirms.
 
 # %%
-data = sc.load_tasks(model, task_names, num_samps, seed)
+data = sc.load_tasks(model, task_names, n_prompts, seed)
 lens = {t: sc.logit_lens(model, d.tokens, {"answer": d.batch.correct, "last member": d.batch.incorrect},
                          pos=d.end_pos) for t, d in data.items()}
 check = {t: float((res.ranks["answer"][-1] == 0).float().mean()) for t, res in lens.items()}

@@ -25,17 +25,17 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
-num_samps = 48          # prompts per task (only prompts the model answers correctly are kept)
+n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 threshold = 0.8         # the circuit must keep this share of the intact model's logit difference
 seed = 0
 
 # %%
 import matplotlib.pyplot as plt
 
-from shared import seq_circuits as sc
-from shared.notebook import say
+from shared.chapters import sequences as sc
+from shared.chapters.common import say
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num_samps, threshold=threshold)
+model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts, threshold=threshold)
 
 # %% [markdown]
 # ## Method
@@ -53,7 +53,7 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, num_samps=num
 # later chapters (attention, shared circuits, findings) reuse exactly these circuits.
 
 # %%
-circuits = sc.node_circuits(model, task_names, num_samps, threshold, seed)
+circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
 table = sc.circuit_table(circuits)
 table
 

@@ -34,8 +34,8 @@ seed = 0
 # %%
 import matplotlib.pyplot as plt
 
-from shared import seq_circuits as sc
-from shared.notebook import say
+from shared.chapters import sequences as sc
+from shared.chapters.common import say
 
 model, task_names = sc.start_chapter(model_name, task_names, seed, top_k=top_k,
                                       successor_cutoff=successor_cutoff, mlp0=mlp0)

@@ -27,7 +27,7 @@ model_name = "seq-lm"
 task_names = ["numerals", "number_words", "months", "days", "letters", "plus2", "plus3", "decreasing",
               "fibonacci"]
 n_members = 4
-num_samps = 100
+n_prompts = 100
 lengths = [2, 3, 4, 5, 6]
 min_margin = 0.1
 seed = 0
@@ -37,12 +37,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
-from shared import tasks
+from shared.tasks import sequences as tasks
 from shared.errors import ParameterError
-from shared.models import load_model, local_models, model_metrics
-from shared.notebook import report_run, say, seed_everything
-from shared.seq_tokenizers import seq_tokenizer
-from shared.zoo_seq_lm import is_trained
+from shared.zoo.registry import load_model, local_models, model_metrics
+from shared.chapters.common import report_run, say, seed_everything
+from shared.zoo.text.seq_tokenizers import seq_tokenizer
+from shared.zoo.seq_lm import is_trained
 
 for t in task_names:
     tasks.get_task(t)  # unknown task names stop here, before any heavy work
@@ -50,7 +50,7 @@ if min(lengths) < 2 or n_members < 2:
     raise ParameterError(f"Prompts need at least 2 members; got n_members={n_members}, lengths={lengths}.")
 seed_everything(seed)
 model = load_model(model_name)
-report_run(model, task_names=task_names, n_members=n_members, num_samps=num_samps, lengths=lengths,
+report_run(model, task_names=task_names, n_members=n_members, n_prompts=n_prompts, lengths=lengths,
            min_margin=min_margin, seed=seed)
 
 # %% [markdown]
@@ -134,7 +134,7 @@ def evaluate(template: str, k: int, n: int) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-results = pd.concat([evaluate(tp, n_members, num_samps) for tp in tasks.TEMPLATES], ignore_index=True)
+results = pd.concat([evaluate(tp, n_members, n_prompts) for tp in tasks.TEMPLATES], ignore_index=True)
 summary = (results.groupby(["task", "template"], sort=False)
            .agg(accuracy=("top1", "mean"), logit_diff=("logit_diff", "mean"), prompts=("top1", "size"))
            .unstack("template"))
@@ -177,7 +177,7 @@ among["answer_bin"] = among.groupby("task").answer_index.transform(
     lambda s: pd.cut(s, bins=min(5, s.nunique()), labels=False))
 by_position = among.groupby(["task", "answer_bin"]).top1.mean().unstack("task")[task_names]
 
-by_length = pd.concat([evaluate("among_words", k, max(num_samps // 2, 4)) for k in lengths], ignore_index=True)
+by_length = pd.concat([evaluate("among_words", k, max(n_prompts // 2, 4)) for k in lengths], ignore_index=True)
 length_table = by_length.groupby(["n_members", "task"]).agg(accuracy=("top1", "mean"),
                                                           logit_diff=("logit_diff", "mean"))
 
@@ -210,7 +210,7 @@ say("Mean accuracy over tasks by number of members shown: "
 # the runner-up token.
 
 # %%
-pool = [p for t in task_names for p in tasks.generate(t, "among_words", n_members, num_samps, seed=seed)]
+pool = [p for t in task_names for p in tasks.generate(t, "among_words", n_members, n_prompts, seed=seed)]
 multi_token = bool((audit.loc[task_names, "max_tokens"] > 1).any())
 kept = tasks.filter_correct(model, pool, min_margin=min_margin, seed=seed, multi_token=multi_token, verbose=False)
 counts = pd.DataFrame(kept.counts, index=["kept", "drawn"]).T

@@ -2,7 +2,7 @@
 
 Not a test (it takes minutes on a CPU). Run ``python tests/benchmark_circuits.py [--prompts 64]``.
 
-(a) Full single-node knockout sweep (144 heads + 12 MLPs, mean ablation): ``shared.ablation``
+(a) Full single-node knockout sweep (144 heads + 12 MLPs, mean ablation): ``shared.engine.ablation``
     against a faithful seed-style loop that, for every candidate, recomputes the mean activation
     over the reference set, re-runs the whole model with a hook and unembeds the full vocabulary.
     The seed loop is timed on ``--seed-sample`` candidates spread over the layers and extrapolated
@@ -20,11 +20,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from shared.ablation import knockout_sweep  # noqa: E402
-from shared.batch import PromptBatch  # noqa: E402
-from shared.eap import eap  # noqa: E402
-from shared.graph import Graph  # noqa: E402
-from shared.models import boot_native  # noqa: E402
+from shared.engine.ablation import knockout_sweep  # noqa: E402
+from shared.engine.batch import PromptBatch  # noqa: E402
+from shared.engine.eap import eap  # noqa: E402
+from shared.engine.graph import Graph  # noqa: E402
+from shared.zoo.registry import boot_native  # noqa: E402
 
 GPT2_SMALL = dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024,
                   attn_only=False, normalization_type="LN", act_fn="gelu", seed=0)

@@ -23,7 +23,7 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tokenizer():
-    from shared.hf_local import train_bpe_tokenizer
+    from hf_local import train_bpe_tokenizer
 
     texts = ["1 2 3 4 5 6 7 8 9 10", "one two three four five", "January February March April",
              "Monday Tuesday Wednesday", "def f(x): return x + 1"] * 20
@@ -33,7 +33,7 @@ def tiny_tokenizer():
 @pytest.fixture(scope="session")
 def hf_folders(tmp_path_factory, tiny_tokenizer) -> dict[str, Path]:
     """Random-weight GPT-2, GPT-NeoX and Llama folders sharing one locally trained tokenizer."""
-    from shared.hf_local import ARCHITECTURES, make_tiny_hf_model
+    from hf_local import ARCHITECTURES, make_tiny_hf_model
 
     root = tmp_path_factory.mktemp("hf")
     return {arch: make_tiny_hf_model(arch, root / arch, tiny_tokenizer) for arch in ARCHITECTURES}

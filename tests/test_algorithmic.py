@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared import algorithmic as alg
+from shared.tasks import lists as alg
 from shared.errors import ParameterError
 
 
@@ -82,8 +82,8 @@ def test_median_edits_follow_rank_rule() -> None:
 def test_tiny_model_trains_to_the_bar(tmp_path, monkeypatch) -> None:
     """CI-sized training run: find-min over 2..5 values from 0..15, 1 layer, attention only."""
     monkeypatch.setenv("CIRCUITS_BOOK_CACHE", str(tmp_path))
-    from shared.models import load_model, local_models, model_metrics
-    from shared.zoo_algorithmic import algorithmic_spec
+    from shared.zoo.registry import load_model, local_models, model_metrics
+    from shared.zoo.lists import algorithmic_spec
 
     spec = algorithmic_spec("test-min-tiny", "min", n=5, V=16, n_layers=1, attn_only=True, n_heads=1,
                             steps=500, batch_size=128)
@@ -105,7 +105,7 @@ SHIPPED = ["min-1l-attn", "min-2l-mlp", "median-1l-mlp", "median-2l-mlp"]
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_meet_the_bar(name: str) -> None:
-    from shared.models import load_model, local_model_dir, local_models
+    from shared.zoo.registry import load_model, local_model_dir, local_models
 
     spec = local_models()[name]
     model = load_model(name)
@@ -116,7 +116,7 @@ def test_shipped_models_meet_the_bar(name: str) -> None:
 
 
 def test_dla_adds_up_and_min_head_is_monotone() -> None:
-    from shared.models import load_model, local_models
+    from shared.zoo.registry import load_model, local_models
 
     model = load_model("min-1l-attn")
     data = alg.test_set(local_models()["min-1l-attn"].recipe, count=300)
@@ -129,7 +129,7 @@ def test_dla_adds_up_and_min_head_is_monotone() -> None:
 
 
 def test_median_mechanism_interventions() -> None:
-    from shared.models import load_model, local_models
+    from shared.zoo.registry import load_model, local_models
 
     model = load_model("median-2l-mlp")
     data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=300)
@@ -141,7 +141,7 @@ def test_median_mechanism_interventions() -> None:
 
 
 def test_median_sep_encodes_histogram() -> None:
-    from shared.models import load_model, local_models
+    from shared.zoo.registry import load_model, local_models
 
     model = load_model("median-2l-mlp")
     data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=1000)
@@ -150,7 +150,7 @@ def test_median_sep_encodes_histogram() -> None:
 
 
 def test_median_last_layer_heads_carry_the_value() -> None:
-    from shared.models import load_model, local_models
+    from shared.zoo.registry import load_model, local_models
 
     model = load_model("median-2l-mlp")
     data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=300)

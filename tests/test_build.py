@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import build
+from shared.build import cli as build
 from shared.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -147,7 +147,7 @@ def test_package_for_colab_carries_checkpoints_and_dependencies(tmp_path):
                     str(tmp_path), str(src)], check=True, capture_output=True)
     wheel = zipfile.ZipFile(next(tmp_path.glob("circuits_book-*.whl")))
     names = wheel.namelist()
-    assert "shared/__init__.py" in names and "shared/seq_circuits.py" in names
+    assert "shared/__init__.py" in names and "shared/engine/graph.py" in names and "shared/zoo/text/bpe.py" in names
     assert any(n.startswith("shared/checkpoints/models/seq-lm-") and n.endswith("model.safetensors") for n in names)
     assert not any("/results/" in n for n in names), "the result cache must not be packaged"
     meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()

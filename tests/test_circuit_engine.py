@@ -5,17 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.ablation import (ablation_values, knockout_sweep, mean_values, node_mask, record,
+from shared.engine.ablation import (ablation_values, knockout_sweep, mean_values, node_mask, record,
                              score_node_masks)
-from shared.batch import PromptBatch
-from shared.circuit import Circuit, faithfulness
-from shared.eap import eap
+from shared.engine.batch import PromptBatch
+from shared.engine.circuit import Circuit, faithfulness
+from shared.engine.eap import eap
 from shared.errors import ParameterError
-from shared.graph import Graph
-from shared.metrics import kl_to, logit_diff, normalized, percent_of_full, prob_diff
-from shared.models import boot_native
-from shared.patching import activation_patching, edge_mask, path_patching, score_edge_masks
-from shared.planted import copy_first_model
+from shared.engine.graph import Graph
+from shared.engine.metrics import kl_to, logit_diff, normalized, percent_of_full, prob_diff
+from shared.zoo.registry import boot_native
+from shared.engine.patching import activation_patching, edge_mask, path_patching, score_edge_masks
+from shared.zoo.planted import copy_first_model
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +115,7 @@ def test_means_computed_once_fit_any_batch_size(copy_first):
 
 
 def test_node_pruning_independent_of_batch_size(copy_first):
-    from shared.pruning import prune_nodes
+    from shared.engine.pruning import prune_nodes
 
     b = copy_first.bridge
     means = mean_values(b, copy_first.batch(64, seed=9).clean)
@@ -172,7 +172,7 @@ def test_eap_correlates_with_exact_patching_on_small_model():
     corrupt = ablation_values(b, batch, "corrupt")
     # a small corruption (10% of the way to the corrupted activations): first order is accurate
     mix = lambda c, x: None if c is None else c + 0.1 * (x - c)
-    from shared.ablation import Values
+    from shared.engine.ablation import Values
     values = Values([mix(c, x) for c, x in zip(clean.z, corrupt.z)], [mix(c, x) for c, x in zip(clean.mlp, corrupt.mlp)],
                     mix(clean.embed, corrupt.embed), "mixed")
     exact = path_patching(b, batch, values=values, progress=False)
@@ -272,7 +272,7 @@ def test_edge_patching_on_rotary_rmsnorm_gated_model():
 def test_closed_form_norm_backward_matches_autograd():
     from transformer_lens.model_bridge.sources.native.model import NativeRMSNorm
 
-    from shared.eap import _norm_backward
+    from shared.engine.eap import _norm_backward
 
     torch.manual_seed(0)
     for norm in (torch.nn.LayerNorm(16), NativeRMSNorm(16)):
@@ -286,7 +286,7 @@ def test_closed_form_norm_backward_matches_autograd():
 
 def _mixed_values(clean, corrupt, eps):
     """Replacement values a fraction ``eps`` of the way from the clean to the corrupted outputs."""
-    from shared.ablation import Values
+    from shared.engine.ablation import Values
 
     mix = lambda c, x: None if c is None else c + eps * (x - c)
     return Values([mix(c, x) for c, x in zip(clean.z, corrupt.z)], [mix(c, x) for c, x in zip(clean.mlp, corrupt.mlp)],
@@ -331,7 +331,7 @@ def test_closed_form_head_input_grads_match_autograd():
     """The folded LayerNorm/RMSNorm backward of the per-head q/k/v input gradients equals autograd's."""
     from transformer_lens.model_bridge.sources.native.model import NativeRMSNorm
 
-    from shared.eap import _head_input_grads, _LayerInputs
+    from shared.engine.eap import _head_input_grads, _LayerInputs
 
     torch.manual_seed(0)
     H, d, dh, n, pos = 3, 16, 4, 2, 5
@@ -352,8 +352,8 @@ def test_grouped_query_attention_node_methods_and_ungrouped_edge_methods(tmp_pat
     """A Llama with 2 key/value heads for 4 query heads: node knockouts match plain hooked runs; edge
     methods stop with one sentence naming ``ungroup_kv``; loaded with ``ungroup_kv=True`` the model
     gives the same logits and the edge methods pass their identities."""
-    from shared.hf_local import make_tiny_hf_model
-    from shared.models import describe, load_model
+    from hf_local import make_tiny_hf_model
+    from shared.zoo.registry import describe, load_model
 
     folder = make_tiny_hf_model("llama", tmp_path, tiny_tokenizer, n_kv_heads=2)
     b = load_model(str(folder))

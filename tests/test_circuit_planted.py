@@ -1,15 +1,15 @@
-"""Every circuit method recovers the circuits planted by hand in shared.planted (ROC AUC = 1)."""
+"""Every circuit method recovers the circuits planted by hand in shared.zoo.planted (ROC AUC = 1)."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from shared.ablation import knockout_sweep
-from shared.circuit import Circuit, faithfulness, faithfulness_curve, roc_auc
-from shared.eap import eap, eap_ig
-from shared.patching import activation_patching, path_patching
-from shared.planted import copy_first_model, induction_model
-from shared.pruning import acdc, prune_nodes
+from shared.engine.ablation import knockout_sweep
+from shared.engine.circuit import Circuit, faithfulness, faithfulness_curve, roc_auc
+from shared.engine.eap import eap, eap_ig
+from shared.engine.patching import activation_patching, path_patching
+from shared.zoo.planted import copy_first_model, induction_model
+from shared.engine.pruning import acdc, prune_nodes
 
 MODELS = {"induction": induction_model, "copy_first": copy_first_model}
 

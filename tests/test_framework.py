@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared import framework as fw
+from shared.analysis import framework as fw
 from shared.errors import ParameterError
-from shared.models import boot_native
+from shared.zoo.registry import boot_native
 
 V, P = 24, 32          # vocabulary, context
 TOK, POS, PREV, OUT = 0, V, V + P, 2 * V + P   # residual-stream slots (one-hot blocks)
@@ -163,7 +163,7 @@ def test_icl_score_and_bad_parameters():
 
 
 def test_training_windows_contain_the_documented_repeats():
-    from shared.zoo_attn_only import window_batch
+    from shared.zoo.attn_only import window_batch
 
     data = torch.arange(10_000) % 997 + 1          # no repeats within any window of 128
     gen = torch.Generator().manual_seed(0)
@@ -183,8 +183,8 @@ def test_repeated_random_tokens_layout():
 
 def test_shipped_two_layer_model_has_induction_heads():
     """The trained 2L model: heads with induction score > 0.5 whose ablation hurts the repeated half only."""
-    from shared import framework as fw
-    from shared.models import load_model
+    from shared.analysis import framework as fw
+    from shared.zoo.registry import load_model
 
     model = load_model("attn-only-2l")
     seq_len = 25

@@ -6,9 +6,9 @@ import json
 import pytest
 import torch
 
-from shared import models
+from shared.zoo import registry as models
 from shared.errors import ModelUnavailableError, ParameterError, UnknownModelError
-from shared.train import log_spaced_steps, train_loop
+from shared.zoo.train import log_spaced_steps, train_loop
 
 TINY = dict(n_layers=1, d_model=16, n_heads=2, d_head=8, d_vocab=11, n_ctx=8, attn_only=True,
             normalization_type="LN", seed=0)

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from shared import build
+from shared.build import cli as build
 
 CHAPTERS = build.load_registry()
 

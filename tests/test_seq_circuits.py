@@ -1,13 +1,13 @@
-"""shared.seq_circuits: logit lens, OV scores, aligned attention and circuit comparison, checked
+"""shared.chapters.sequences: logit lens, OV scores, aligned attention and circuit comparison, checked
 against hand-made models and hand-computed answers."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from shared import seq_circuits as sc
+from shared.chapters import sequences as sc
 from shared.errors import ParameterError
-from shared.models import boot_native
+from shared.zoo.registry import boot_native
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +191,7 @@ def test_bad_parameters_raise_one_sentence():
 def test_transfer_table_on_a_planted_circuit():
     """The planted copy-first-token circuit keeps the behaviour on two prompt sets; without its last
     head it keeps next to nothing (rows: circuit, columns: prompt set)."""
-    from shared.planted import copy_first_model
+    from shared.zoo.planted import copy_first_model
 
     planted = copy_first_model()
 
@@ -211,7 +211,7 @@ def test_transfer_table_on_a_planted_circuit():
 @pytest.mark.parametrize("arch", ["gpt2", "neox", "llama"])
 def test_final_norm_once_matches_hugging_face_models(hf_folders, arch):
     """LayerNorm (GPT-2, GPT-NeoX) and RMSNorm (Llama): the lens's last stage is the model's output."""
-    from shared.models import load_model
+    from shared.zoo.registry import load_model
 
     bridge = load_model(str(hf_folders[arch]))
     tokens = torch.randint(0, 300, (2, 8), generator=torch.Generator().manual_seed(0))

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared import tasks
-from shared.models import boot_native, load_model, model_metrics
-from shared.seq_tokenizers import seq_tokenizer
-from shared.zoo_seq_lm import is_trained
+from shared.tasks import sequences as tasks
+from shared.zoo.registry import boot_native, load_model, model_metrics
+from shared.zoo.text.seq_tokenizers import seq_tokenizer
+from shared.zoo.seq_lm import is_trained
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_corruption_lowers_logit_difference(seq_lm):
 
 
 def test_filter_correct_counts_and_seeding(seq_lm):
-    prompts = tasks.generate("months", num_samps=30, seed=1) + tasks.generate("letters", num_samps=30, seed=1)
+    prompts = tasks.generate("months", n_prompts=30, seed=1) + tasks.generate("letters", n_prompts=30, seed=1)
     kept = tasks.filter_correct(seq_lm, prompts, min_margin=0.1, verbose=False)
     table = tasks.score(seq_lm, prompts)
     expected = (table.top1 & (table.margin >= 0.1))

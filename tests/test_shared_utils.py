@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared import cache, corpus, viz
+from shared.zoo import cache
+from shared.zoo.text import stdlib as corpus
+from shared.plots import widgets as viz
 from shared.errors import ParameterError
 
 

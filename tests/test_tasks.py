@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared import tasks
+from shared.tasks import sequences as tasks
 from shared.errors import ParameterError
-from shared.seq_tokenizers import seq_tokenizer
+from shared.zoo.text.seq_tokenizers import seq_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def _all_prompts(num: int = 12):
     for task in tasks.TASKS:
         for template in tasks.TEMPLATES:
             n = min(num, len(tasks.get_task(task).starts(4))) if template == "bare" else num
-            yield tasks.generate(task, template, n_members=4, num_samps=n, seed=1)
+            yield tasks.generate(task, template, n_members=4, n_prompts=n, seed=1)
 
 
 def test_fields_match_text_for_every_clean_and_corrupted_prompt():
@@ -75,9 +75,9 @@ def test_filler_words_survive_intact():
 
 
 def test_same_seed_same_dataset():
-    a = tasks.generate("months", num_samps=40, seed=7)
-    b = tasks.generate("months", num_samps=40, seed=7)
-    c = tasks.generate("months", num_samps=40, seed=8)
+    a = tasks.generate("months", n_prompts=40, seed=7)
+    b = tasks.generate("months", n_prompts=40, seed=7)
+    c = tasks.generate("months", n_prompts=40, seed=8)
     assert a == b and a != c
     assert tasks.corrupt(a, "random_members", seed=2) == tasks.corrupt(b, "random_members", seed=2)
     assert len({p.text for p in a}) == 40
@@ -95,7 +95,7 @@ def test_positions_point_at_member_tokens_with_bos(words_tok):
 
 
 def test_make_batch_answers_and_equal_lengths(words_tok):
-    prompts = tasks.generate("numerals", num_samps=20, seed=0)
+    prompts = tasks.generate("numerals", n_prompts=20, seed=0)
     for corruption in tasks.CORRUPTIONS:
         batch = tasks.make_batch(words_tok, prompts, corruption=corruption)
         assert batch.clean.shape == batch.corrupt.shape and len(batch) == 20
@@ -141,9 +141,9 @@ def test_bad_parameters_fail_early(words_tok):
     with pytest.raises(ParameterError, match="Unknown task"):
         tasks.generate("primes")
     with pytest.raises(ParameterError, match="distinct prompts"):
-        tasks.generate("days", "bare", num_samps=50)
+        tasks.generate("days", "bare", n_prompts=50)
     with pytest.raises(ParameterError, match="Unknown corruption"):
-        tasks.make_batch(words_tok, tasks.generate("numerals", num_samps=4), corruption="shuffle")
+        tasks.make_batch(words_tok, tasks.generate("numerals", n_prompts=4), corruption="shuffle")
     with pytest.raises(ParameterError, match="Unknown template"):
         tasks.generate("numerals", "list")
 
@@ -164,7 +164,7 @@ def llama_like_tok():
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    from shared import seq_corpus
+    from shared.zoo.text import sequences as seq_corpus
 
     tok = Tokenizer(models.BPE(byte_fallback=True, unk_token="<unk>"))
     tok.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
@@ -179,7 +179,7 @@ def llama_like_tok():
 
 def test_llama_like_tokenizer(llama_like_tok):
     tok = llama_like_tok
-    months = tasks.generate("months", num_samps=10, seed=0)
+    months = tasks.generate("months", n_prompts=10, seed=0)
     enc = tasks.encode(tok, months)
     assert (enc.tokens[:, 0] == tok.bos_token_id).all()
     for i, p in enumerate(months):
@@ -187,7 +187,7 @@ def test_llama_like_tokenizer(llama_like_tok):
             == list(p.members)
     batch = tasks.make_batch(tok, months, corruption="permutation")
     assert batch.clean.shape == batch.corrupt.shape
-    two_digit = [p for p in tasks.generate("numerals", num_samps=60, seed=0)
+    two_digit = [p for p in tasks.generate("numerals", n_prompts=60, seed=0)
                  if all(len(m) == 2 for m in p.members + (p.answer,))]
     enc = tasks.encode(tok, two_digit, multi_token=True)
     for i, p in enumerate(two_digit):

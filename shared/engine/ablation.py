@@ -1,0 +1,414 @@
+"""Node interventions (zero, mean, resample, patch) on a TransformerBridge, and the knockout sweep.
+
+The engine behind every circuit method:
+
+* :func:`record` runs a prompt set once and keeps each node's output (head ``z``, MLP output,
+  embeddings) and the residual stream entering every block.
+* :class:`Values` holds replacement outputs for every node: zeros, means over a reference set
+  (computed once, shapes ``[1, pos or 1, ...]`` so they broadcast to any batch size), or the
+  activations of a corrupted / resampled run.
+* :func:`final_residual` re-runs only the blocks from ``start`` on, from a cached residual, and
+  returns the normalised final residual at the answer positions (so metrics unembed two columns).
+* :func:`score_node_masks` evaluates many node-ablation candidates side by side: candidates that
+  first differ from the cached run at layer L are stacked along the batch and re-run from L.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import torch
+from tqdm.auto import tqdm
+
+from shared.engine.batch import PromptBatch
+from shared.errors import ParameterError
+from shared.engine.graph import Graph, parse_node
+from shared.engine.metrics import Metric, resolve
+
+ABLATIONS = ("zero", "mean", "resample", "corrupt")
+
+
+# --------------------------------------------------------------------------------------------
+# running suffixes of the model
+# --------------------------------------------------------------------------------------------
+
+def _final_norm(bridge: Any) -> Callable[[torch.Tensor], torch.Tensor]:
+    ln = bridge.ln_final
+    inner = getattr(ln, "original_component", None)
+    return inner if inner is not None else ln
+
+
+def _direct_blocks_ok(bridge: Any) -> bool:
+    """Whether calling ``bridge.blocks[l](resid)`` reproduces the model (checked once per bridge)."""
+    flag = getattr(bridge, "_book_direct_blocks", None)
+    if flag is not None:
+        return flag
+    ok = False
+    try:
+        cfg = bridge.cfg
+        n = min(6, cfg.n_ctx)
+        tokens = torch.arange(n, device=bridge.W_U.device).unsqueeze(0) % cfg.d_vocab
+        store: dict[str, torch.Tensor] = {}
+        hooks = [("blocks.0.hook_resid_pre", lambda x, hook: store.__setitem__("r0", x.detach()) or x),
+                 ("ln_final.hook_in", lambda x, hook: store.__setitem__("f", x.detach()) or x)]
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # rotary blocks warn when called bare: that is what we probe
+            bridge.run_with_hooks(tokens, fwd_hooks=hooks)
+            x = store["r0"]
+            for block in bridge.blocks:
+                out = block(x)
+                x = out[0] if isinstance(out, tuple) else out
+        ok = bool(torch.allclose(x, store["f"], atol=1e-4, rtol=1e-4))
+    except Exception:  # any architecture whose blocks need extra inputs (rotary caches...)
+        ok = False
+    bridge._book_direct_blocks = ok
+    return ok
+
+
+def final_residual(bridge: Any, resid: torch.Tensor, start: int, answer_pos: torch.Tensor,
+                   hooks: Sequence = (), final_hook: Optional[Callable] = None) -> torch.Tensor:
+    """Run blocks ``start..`` from ``resid`` [N, pos, d] with ``hooks``; return the final-normalised
+    residual at ``answer_pos`` [N, d]. ``final_hook(resid_final)`` may edit the last residual."""
+    n_layers = bridge.cfg.n_layers
+    rows = torch.arange(resid.shape[0], device=resid.device)
+    if start >= n_layers:
+        x = resid
+    elif _direct_blocks_ok(bridge):
+        with bridge.hooks(fwd_hooks=list(hooks)):
+            x = resid
+            for block in bridge.blocks[start:]:
+                out = block(x)
+                x = out[0] if isinstance(out, tuple) else out
+    else:
+        store: dict[str, torch.Tensor] = {}
+        capture = ("ln_final.hook_in", lambda t, hook: store.__setitem__("f", t) or t)
+        bridge.run_with_hooks(resid, start_at_layer=start, fwd_hooks=list(hooks) + [capture])
+        x = store["f"]
+    if final_hook is not None:
+        x = final_hook(x)
+    return _final_norm(bridge)(x[rows, answer_pos])
+
+
+def stacked_weights(bridge: Any) -> dict[str, torch.Tensor]:
+    """``W_Q, W_K, W_V, W_O, b_Q, b_K, b_V`` fetched once (the bridge re-stacks them on every access);
+    bias-free projections (Llama-style) get zero biases."""
+    out = {n: getattr(bridge, n) for n in ("W_Q", "W_K", "W_V", "W_O")}
+    for n in ("b_Q", "b_K", "b_V"):
+        try:
+            out[n] = getattr(bridge, n)
+        except AttributeError:
+            W = out["W_" + n[-1]]
+            out[n] = torch.zeros(W.shape[:2] + W.shape[3:], dtype=W.dtype, device=W.device)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# recorded activations and replacement values
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class Values:
+    """Per-node outputs: ``z[l]`` [n|1, pos|1, heads, d_head], ``mlp[l]`` [n|1, pos|1, d_model]
+    (``None`` for attention-only models), ``embed`` [n|1, pos|1, d_model]."""
+
+    z: list[torch.Tensor]
+    mlp: list[Optional[torch.Tensor]]
+    embed: torch.Tensor
+    kind: str = "recorded"
+
+    def head_out(self, bridge: Any, layer: int) -> torch.Tensor:
+        """Each head's write to the residual stream, [n|1, pos|1, heads, d_model] (no bias).
+        ``bridge`` may also be the stacked ``W_O`` tensor (see :func:`stacked_weights`)."""
+        W_O = bridge if isinstance(bridge, torch.Tensor) else bridge.W_O
+        return torch.einsum("bphe,hed->bphd", self.z[layer], W_O[layer])
+
+    def detach(self) -> "Values":
+        d = lambda t: None if t is None else t.detach()
+        return Values([d(t) for t in self.z], [d(t) for t in self.mlp], d(self.embed), self.kind)
+
+
+@dataclass
+class Activations(Values):
+    """Recorded values plus the residual stream entering each block and the final one."""
+
+    resid: list[torch.Tensor] = field(default_factory=list)  # n_layers + 1 entries
+
+
+def _record_hooks(bridge: Any, store: dict) -> list:
+    cfg = bridge.cfg
+
+    def keep(key):
+        def hook(x, hook):
+            store[key] = x
+            return x
+        return hook
+
+    hooks = [(f"blocks.{l}.hook_resid_pre", keep(("r", l))) for l in range(cfg.n_layers)]
+    hooks += [(f"blocks.{l}.attn.hook_z", keep(("z", l))) for l in range(cfg.n_layers)]
+    if not cfg.attn_only:
+        hooks += [(f"blocks.{l}.hook_mlp_out", keep(("m", l))) for l in range(cfg.n_layers)]
+    hooks.append(("ln_final.hook_in", keep(("r", cfg.n_layers))))
+    return hooks
+
+
+@torch.no_grad()
+def record(bridge: Any, tokens: torch.Tensor) -> Activations:
+    """Run ``tokens`` once and keep every node output and the residual stream at each block."""
+    cfg = bridge.cfg
+    store: dict = {}
+    hooks = _record_hooks(bridge, store)
+    if _direct_blocks_ok(bridge):  # skip the unembedding: embeddings, then the blocks
+        x = bridge.forward(tokens, stop_at_layer=0)
+        with bridge.hooks(fwd_hooks=hooks[:-1]):
+            for block in bridge.blocks:
+                out = block(x)
+                x = out[0] if isinstance(out, tuple) else out
+        store[("r", cfg.n_layers)] = x
+    else:
+        bridge.run_with_hooks(tokens, fwd_hooks=hooks)
+    z = [store[("z", l)].detach() for l in range(cfg.n_layers)]
+    mlp = [None if cfg.attn_only else store[("m", l)].detach() for l in range(cfg.n_layers)]
+    resid = [store[("r", l)].detach() for l in range(cfg.n_layers + 1)]
+    return Activations(z, mlp, resid[0], "recorded", resid)
+
+
+def mean_values(bridge: Any, reference: torch.Tensor, per_position: bool = False,
+                chunk: int = 64) -> Values:
+    """Mean node outputs over a reference token set, computed once (in chunks of ``chunk`` prompts).
+
+    With ``per_position`` the means keep the position axis (the reference must then have the same
+    length as the prompts they replace); otherwise they average over positions too.
+    """
+    if reference.dim() != 2 or reference.shape[0] == 0:
+        raise ParameterError("The reference set for mean ablation must be a non-empty [batch, pos] token tensor.")
+    total: Optional[Values] = None
+    n = reference.shape[0]
+    dims = (0,) if per_position else (0, 1)
+    for i in range(0, n, chunk):
+        acts = record(bridge, reference[i:i + chunk])
+        s = lambda t: None if t is None else t.sum(dim=dims, keepdim=True)
+        part = Values([s(t) for t in acts.z], [s(t) for t in acts.mlp], s(acts.embed))
+        if total is None:
+            total = part
+        else:
+            add = lambda a, b: None if a is None else a + b
+            total = Values([add(a, b) for a, b in zip(total.z, part.z)],
+                           [add(a, b) for a, b in zip(total.mlp, part.mlp)], total.embed + part.embed)
+    count = n if per_position else n * reference.shape[1]
+    div = lambda t: None if t is None else t / count
+    return Values([div(t) for t in total.z], [div(t) for t in total.mlp], div(total.embed), "mean")
+
+
+def zero_values(bridge: Any) -> Values:
+    cfg = bridge.cfg
+    dev = bridge.W_U.device
+    z = [torch.zeros(1, 1, cfg.n_heads, cfg.d_head, device=dev) for _ in range(cfg.n_layers)]
+    mlp = [None if cfg.attn_only else torch.zeros(1, 1, cfg.d_model, device=dev) for _ in range(cfg.n_layers)]
+    return Values(z, mlp, torch.zeros(1, 1, cfg.d_model, device=dev), "zero")
+
+
+def ablation_values(bridge: Any, batch: PromptBatch, kind: str = "mean",
+                    reference: Optional[torch.Tensor] = None, seed: int = 0,
+                    per_position: bool = False) -> Values:
+    """Replacement values for ``batch``: ``zero``; ``mean`` over ``reference`` (default: the clean
+    and corrupted prompts together); ``corrupt`` (each prompt's own corrupted run — patching);
+    ``resample`` (the corrupted run of a seeded random other prompt)."""
+    if kind not in ABLATIONS:
+        raise ParameterError(f"Unknown ablation {kind!r}; use one of {ABLATIONS}.")
+    if kind == "zero":
+        return zero_values(bridge)
+    if kind == "mean":
+        ref = torch.cat([batch.clean, batch.corrupt]) if reference is None else reference
+        if per_position and ref.shape[1] != batch.clean.shape[1]:
+            raise ParameterError(
+                f"Per-position means need reference prompts of the batch's length {batch.clean.shape[1]}, "
+                f"got {ref.shape[1]}.")
+        return mean_values(bridge, ref, per_position=per_position)
+    acts = record(bridge, batch.corrupt)
+    if kind == "corrupt":
+        return Values(acts.z, acts.mlp, acts.embed, "corrupt")
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(batch), generator=g).to(batch.clean.device)
+    p = lambda t: None if t is None else t[perm]
+    return Values([p(t) for t in acts.z], [p(t) for t in acts.mlp], p(acts.embed), "resample")
+
+
+# --------------------------------------------------------------------------------------------
+# node-ablation candidates, scored side by side
+# --------------------------------------------------------------------------------------------
+
+def _layout(graph: Graph) -> tuple[list[tuple[int, int]], dict[str, int]]:
+    """Each component's (layer, head or -1) and its column in a node mask."""
+    where = []
+    for name in graph.components:
+        node = parse_node(name)
+        where.append((node.layer, node.head))
+    return where, {n: i for i, n in enumerate(graph.components)}
+
+
+def node_mask(graph: Graph, ablated: Iterable[str]) -> torch.Tensor:
+    """Boolean row over ``graph.components``: True where the node is ablated."""
+    _, col = _layout(graph)
+    mask = torch.zeros(len(graph.components), dtype=torch.bool)
+    for name in ablated:
+        if name not in col:
+            parse_node(name, graph.n_layers, graph.n_heads)
+            raise ParameterError(f"Node {name!r} cannot be ablated (only heads and MLPs can).")
+        mask[col[name]] = True
+    return mask
+
+
+def _check_values(values: Values, n: int, pos: int) -> None:
+    t = values.z[0]
+    if t.shape[0] not in (1, n) or t.shape[1] not in (1, pos):
+        raise ParameterError(
+            f"Replacement values of shape {tuple(t.shape[:2])} (batch, pos) do not fit prompts of shape ({n}, {pos}).")
+
+
+def score_node_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, values: Values,
+                     metric: "Metric | str | None" = None, base: Optional[Activations] = None,
+                     positions: Optional[torch.Tensor] = None, max_rows: int = 4096,
+                     progress: bool = False, per_prompt: bool = False) -> torch.Tensor:
+    """Metric of the run on ``base`` (default: the clean prompts) with the nodes of each mask row
+    replaced by ``values``; returns ``[n_candidates]`` (or ``[n_candidates, batch]``).
+
+    ``masks`` is ``[C, len(graph.components)]`` (True = replace). ``positions`` optionally limits
+    the replacement to a boolean set of token positions. Candidates are re-run only from the first
+    layer they change, ``max_rows // batch`` at a time.
+    """
+    metric = resolve(metric)
+    graph = Graph.of(bridge)
+    masks = torch.as_tensor(masks, dtype=torch.bool)
+    if masks.dim() == 1:
+        masks = masks.unsqueeze(0)
+    if masks.shape[1] != len(graph.components):
+        raise ParameterError(f"Node masks need {len(graph.components)} columns, got {masks.shape[1]}.")
+    n, pos = batch.clean.shape
+    _check_values(values, n, pos)
+    base = record(bridge, batch.clean) if base is None else base
+    where, _ = _layout(graph)
+    layer_of = torch.tensor([l for l, _ in where])
+    dev = base.resid[0].device
+    pos_mask = None
+    if positions is not None:
+        pos_mask = torch.zeros(pos, dtype=torch.bool, device=dev)
+        pos_mask[torch.as_tensor(positions, device=dev)] = True
+    big = graph.n_layers
+    starts = torch.where(masks, layer_of.expand_as(masks), torch.full_like(masks, big, dtype=torch.long)).min(1).values
+    out = torch.empty(masks.shape[0], n) if per_prompt else torch.empty(masks.shape[0])
+    per_chunk = max(1, max_rows // n)
+    order = torch.argsort(starts, stable=True)
+    groups = [order[starts[order] == s] for s in torch.unique(starts)]
+    chunks = [g[i:i + per_chunk] for g in groups for i in range(0, len(g), per_chunk)]
+    H = graph.n_heads
+    for idx in tqdm(chunks, desc="node candidates", disable=not progress, leave=False):
+        sub = masks[idx].to(dev)
+        C = sub.shape[0]
+        start = int(starts[idx[0]])
+        hooks = []
+        for l in range(start, graph.n_layers):
+            cols = [i for i, (ll, _) in enumerate(where) if ll == l]
+            head_m = sub[:, cols[:H]]  # [C, H]
+            if head_m.any():
+                hooks.append((f"blocks.{l}.attn.hook_z", _replace_hook(head_m[:, None, None, :, None], values.z[l], C, pos_mask)))
+            if graph.has_mlp and sub[:, cols[H]].any():
+                hooks.append((f"blocks.{l}.hook_mlp_out", _replace_hook(sub[:, cols[H]][:, None, None, None], values.mlp[l], C, pos_mask)))
+        resid = base.resid[start].repeat(C, *[1] * (base.resid[start].dim() - 1))
+        with torch.no_grad():
+            final = final_residual(bridge, resid, start, batch.answer_pos.repeat(C), hooks)
+            scores = metric(bridge, final.view(C, n, -1), batch)
+        out[idx] = (scores if per_prompt else scores.mean(-1)).float().cpu()
+    return out
+
+
+def _replace_hook(mask: torch.Tensor, value: torch.Tensor, C: int, pos_mask: Optional[torch.Tensor]):
+    """Hook replacing, in candidate c's copy of the batch, the entries where ``mask[c]`` is set."""
+
+    def hook(x, hook):
+        shaped = x.view(C, -1, *x.shape[1:])
+        m = mask
+        if pos_mask is not None:
+            m = m & pos_mask.view(1, 1, -1, *[1] * (shaped.dim() - 3))
+        return torch.where(m, value.unsqueeze(0).to(x.dtype), shaped).view_as(x)
+
+    return hook
+
+
+def score_circuit_nodes(bridge: Any, batch: PromptBatch, nodes: Iterable[str], values: Values,
+                        metric: "Metric | str | None" = None, base: Optional[Activations] = None) -> float:
+    """Metric with every head/MLP outside ``nodes`` replaced by ``values``."""
+    graph = Graph.of(bridge)
+    keep = set(graph.check_nodes(nodes))
+    mask = node_mask(graph, [c for c in graph.components if c not in keep])
+    return float(score_node_masks(bridge, batch, mask, values, metric, base=base)[0])
+
+
+@dataclass
+class KnockoutResult:
+    """Metric with each node knocked out alone, next to the intact model's value."""
+
+    nodes: list[str]
+    scores: torch.Tensor
+    full: float
+    ablation: str
+
+    @property
+    def effects(self) -> torch.Tensor:
+        """Drop of the metric when each node is knocked out (positive = the node helps)."""
+        return self.full - self.scores
+
+    def as_dict(self) -> dict[str, float]:
+        return {n: float(e) for n, e in zip(self.nodes, self.effects)}
+
+    def figure(self, title: str = "Single-node knockout"):
+        """Heatmap of head effects (layer x head) plus a bar chart of MLP effects."""
+        import matplotlib.pyplot as plt
+
+        heads = [n for n in self.nodes if n.startswith("a")]
+        mlps = [n for n in self.nodes if n.startswith("m")]
+        eff = self.as_dict()
+        n_layers = 1 + max(parse_node(n).layer for n in self.nodes)
+        n_heads = 1 + max([parse_node(n).head for n in heads] or [0])
+        grid = torch.zeros(n_layers, n_heads)
+        for n in heads:
+            nd = parse_node(n)
+            grid[nd.layer, nd.head] = eff[n]
+        fig, axes = plt.subplots(1, 2 if mlps else 1, figsize=(9 if mlps else 5, 3 + 0.25 * n_layers),
+                                 squeeze=False, gridspec_kw={"width_ratios": [3, 1]} if mlps else None)
+        lim = float(grid.abs().max()) or 1.0
+        im = axes[0, 0].imshow(grid.numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+        axes[0, 0].set(xlabel="head", ylabel="layer", title=f"{title}: heads ({self.ablation})")
+        fig.colorbar(im, ax=axes[0, 0], label="metric drop")
+        if mlps:
+            axes[0, 1].barh([parse_node(n).layer for n in mlps], [eff[n] for n in mlps], color="tab:orange")
+            axes[0, 1].invert_yaxis()
+            axes[0, 1].set(xlabel="metric drop", ylabel="layer", title="MLPs")
+        fig.tight_layout()
+        return fig
+
+
+def knockout_sweep(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None,
+                   ablation: str = "mean", values: Optional[Values] = None,
+                   nodes: Optional[Sequence[str]] = None, positions: Optional[torch.Tensor] = None,
+                   progress: bool = True) -> KnockoutResult:
+    """Knock out every head and MLP (or ``nodes``) one at a time; return the metric for each."""
+    graph = Graph.of(bridge)
+    nodes = list(graph.components) if nodes is None else graph.check_nodes(nodes)
+    if not nodes:
+        raise ParameterError("The knockout sweep got an empty list of nodes.")
+    values = ablation_values(bridge, batch, ablation) if values is None else values
+    base = record(bridge, batch.clean)
+    masks = torch.stack([node_mask(graph, [n]) for n in nodes])
+    full = float(score_node_masks(bridge, batch, torch.zeros(1, len(graph.components), dtype=torch.bool),
+                                  values, metric, base=base)[0])
+    scores = score_node_masks(bridge, batch, masks, values, metric, base=base, positions=positions,
+                              progress=progress)
+    return KnockoutResult(nodes, scores, full, values.kind)
+
+
+__all__ = [
+    "ABLATIONS", "Activations", "KnockoutResult", "Values", "ablation_values", "final_residual",
+    "knockout_sweep", "mean_values", "node_mask", "record", "score_circuit_nodes", "score_node_masks", "stacked_weights",
+    "zero_values",
+]
