@@ -27,6 +27,7 @@ import torch
 
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
+from shared.engine.runs import final_norm
 
 DEFAULT_TASKS: tuple[str, ...] = ("numerals", "number_words", "months")
 MAX_SAMPS = 2000  # prompts per task; drawing and filtering several times as many is the slow part
@@ -132,30 +133,6 @@ def start_chapter(model_name: str, task_names: Sequence[str], seed: int = 0, *, 
 # --------------------------------------------------------------------------------------------
 # final LayerNorm and logit lens
 # --------------------------------------------------------------------------------------------
-
-def final_norm(bridge: Any, resid: torch.Tensor, bias: bool = True) -> torch.Tensor:
-    """The model's final normalisation applied once to ``resid`` [..., d_model].
-
-    LayerNorm: centre, divide by the vector's own standard deviation, times weight (+ bias).
-    RMSNorm: divide by the root mean square, times weight. No normalisation: identity.
-    """
-    kind = (getattr(bridge.cfg, "normalization_type", None) or "").upper()
-    if not kind:
-        return resid
-    module = getattr(bridge.ln_final, "original_component", bridge.ln_final)
-    eps = float(getattr(module, "eps", getattr(module, "variance_epsilon", getattr(bridge.cfg, "eps", 1e-5))))
-    weight = getattr(module, "weight", None)
-    b = getattr(module, "bias", None) if bias else None
-    x = resid
-    if kind.startswith("LN"):
-        x = x - x.mean(-1, keepdim=True)
-    x = x / torch.sqrt(x.pow(2).mean(-1, keepdim=True) + eps)
-    if weight is not None:
-        x = x * weight
-    if b is not None:
-        x = x + b
-    return x
-
 
 @torch.no_grad()
 def residual_stack(bridge: Any, tokens: torch.Tensor, pos: Optional[torch.Tensor] = None) -> torch.Tensor:

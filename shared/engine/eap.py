@@ -22,47 +22,21 @@ from typing import Any, Optional
 import torch
 from tqdm.auto import tqdm
 
-from shared.engine.ablation import Values, _record_hooks, ablation_values, final_residual, stacked_weights
+from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
 from shared.engine.graph import Graph
+from shared.errors import ParameterError
 from shared.engine.metrics import Metric, resolve
-from shared.engine.patching import _EdgeIndex, _norm_module, check_edge_support
-
-
-_LAYER_NORMS = ("LayerNorm", "NativeLayerNormPre", "LayerNormPre")
-_RMS_NORMS = ("NativeRMSNorm", "NativeRMSNormPre", "LlamaRMSNorm", "MistralRMSNorm", "Qwen2RMSNorm", "Qwen3RMSNorm")
-
-
-def _norm_kind(norm: Any) -> str:
-    """``layer``, ``rms`` (closed-form backward), ``none`` or ``other`` (autograd) for a normalisation."""
-    name = type(norm).__name__
-    if isinstance(norm, torch.nn.LayerNorm) or name in _LAYER_NORMS:
-        return "layer"
-    if name in _RMS_NORMS:
-        return "rms"
-    if isinstance(norm, torch.nn.Identity) or getattr(norm, "__name__", "") == "<lambda>":
-        return "none"
-    return "other"
-
-
-def _norm_stats(norm: Any, x: torch.Tensor, kind: str):
-    """Weight (or None), normalised input ``xh`` and ``1/sigma`` [..., 1] of a LayerNorm/RMSNorm at ``x``."""
-    weight = getattr(norm, "weight", None)
-    weight = weight.detach() if isinstance(weight, torch.Tensor) else None
-    eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-5))
-    eps = eps[0] if isinstance(eps, (tuple, list)) else eps
-    x = x.detach()
-    centred = x - x.mean(-1, keepdim=True) if kind == "layer" else x
-    inv_sigma = (centred.pow(2).mean(-1, keepdim=True) + eps).rsqrt()
-    return weight, centred * inv_sigma, inv_sigma
+from shared.engine.patching import _EdgeIndex, check_edge_support
+from shared.engine.runs import Values, _record_hooks, final_residual, norm_kind, norm_module, norm_stats, stacked_weights
 
 
 def _norm_backward(norm: Any, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
     """Vector-Jacobian product of a normalisation at ``x`` [n, pos, d] for many cotangents
     ``grad`` [n, pos, k, d]: closed forms for LayerNorm, RMSNorm and none, autograd otherwise."""
-    kind = _norm_kind(norm)
+    kind = norm_kind(norm)
     if kind in ("layer", "rms"):
-        weight, xh, inv_sigma = _norm_stats(norm, x, kind)
+        weight, xh, inv_sigma = norm_stats(norm, x, kind)
         # dx = (wg - mean(wg) - xh * mean(wg * xh)) / sigma (LayerNorm); RMSNorm drops the mean term
         wg = grad.detach() * weight if weight is not None else grad.detach().clone()
         if kind == "layer":
@@ -91,8 +65,8 @@ def _layer_inputs(bridge: Any, W: torch.Tensor) -> list[_LayerInputs]:
     out = []
     _, L, H, d, dh = W.shape
     for l in range(L):
-        norm = _norm_module(bridge.blocks[l], "ln1")
-        kind = _norm_kind(norm)
+        norm = norm_module(bridge.blocks[l], "ln1")
+        kind = norm_kind(norm)
         Wt = W[:, l].detach().permute(1, 0, 3, 2).reshape(3 * H, dh, d)
         weight = getattr(norm, "weight", None) if kind in ("layer", "rms") else None
         if isinstance(weight, torch.Tensor):
@@ -121,7 +95,7 @@ def _head_input_grads(layer: _LayerInputs, x: torch.Tensor, grads: list[torch.Te
     if layer.kind not in ("layer", "rms"):
         U = torch.bmm(G, layer.Wt).view(R, n, pos, d).permute(1, 2, 0, 3)
         return _norm_backward(layer.norm, x.detach(), U).permute(2, 0, 1, 3).reshape(R, -1)
-    _, xh, inv_sigma = _norm_stats(layer.norm, x, layer.kind)
+    _, xh, inv_sigma = norm_stats(layer.norm, x, layer.kind)
     G = G * inv_sigma.reshape(1, n * pos, 1)
     U = torch.bmm(G, layer.Wt, out=out)  # [3H, n*pos, d]: w * u / sigma
     xh = xh.reshape(n * pos, d)
@@ -242,8 +216,6 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
 def eap_ig(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, steps: int = 5,
            ablation: str = "corrupt", values: Optional[Values] = None, progress: bool = False) -> dict[str, float]:
     """EAP with integrated gradients over ``steps`` interpolation points (inputs)."""
-    from shared.errors import ParameterError
-
     if steps < 1:
         raise ParameterError(f"EAP-IG needs at least one step, got {steps}.")
     return eap(bridge, batch, metric, ablation, values, ig_steps=steps, progress=progress)

@@ -29,6 +29,16 @@ class Node:
     head: int = -1
 
 
+def head_name(layer: int, head: int) -> str:
+    """The book's one name for attention head ``head`` of layer ``layer``: ``"a{layer}.h{head}"``."""
+    return f"a{layer}.h{head}"
+
+
+def mlp_name(layer: int) -> str:
+    """The name of layer ``layer``'s MLP: ``"m{layer}"``."""
+    return f"m{layer}"
+
+
 def parse_node(name: str, n_layers: Optional[int] = None, n_heads: Optional[int] = None) -> Node:
     """Parse a node name, checking it against the model size when given."""
     if name in ("input", "logits"):
@@ -77,7 +87,7 @@ class Graph:
 
     def heads(self, layer: Optional[int] = None) -> list[str]:
         layers = range(self.n_layers) if layer is None else [layer]
-        return [f"a{l}.h{h}" for l in layers for h in range(self.n_heads)]
+        return [head_name(l, h) for l in layers for h in range(self.n_heads)]
 
     @cached_property
     def components(self) -> list[str]:
@@ -144,4 +154,4 @@ class Graph:
         return edges
 
 
-__all__ = ["Graph", "Node", "parse_node", "split_edge"]
+__all__ = ["Graph", "Node", "head_name", "mlp_name", "parse_node", "split_edge"]

@@ -15,8 +15,8 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from shared.engine.ablation import (Activations, Values, ablation_values, final_residual, node_mask, record, score_node_masks,
-                       stacked_weights)
+from shared.engine.ablation import ablation_values, node_mask, score_node_masks
+from shared.engine.runs import Activations, Values, final_residual, norm_module, record, stacked_weights
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
 from shared.engine.graph import Graph, parse_node, split_edge
@@ -108,14 +108,6 @@ def edge_mask(graph: Graph, edges: Iterable[str]) -> torch.Tensor:
     return mask
 
 
-def _norm_module(block: Any, name: str):
-    ln = getattr(block, name, None)
-    if ln is None:
-        return lambda x: x
-    inner = getattr(ln, "original_component", None)
-    return inner if inner is not None else ln
-
-
 def score_edge_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, values: Values,
                      metric: "Metric | str | None" = None, base: Optional[Activations] = None,
                      max_rows: int = 2048, progress: bool = False, per_prompt: bool = False) -> torch.Tensor:
@@ -205,7 +197,7 @@ def _run_edges(bridge: Any, batch: PromptBatch, base: Activations, values: Value
     hooks = []
     for l in range(start, graph.n_layers):
         block = bridge.blocks[l]
-        ln1 = _norm_module(block, "ln1")
+        ln1 = norm_module(block, "ln1")
 
         def keep_resid(x, hook, l=l):
             state[("resid", l)] = x
