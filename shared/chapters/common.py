@@ -1,15 +1,19 @@
-"""Small helpers every chapter notebook uses: run report, seeding, prose from results."""
+"""What every chapter notebook calls: :func:`open_chapter` (check parameters, seed, load the model,
+say what the chapter runs on, export its figures) and :func:`say` (prose computed in the run)."""
 from __future__ import annotations
 
 import random
 import sys
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 import torch
 from IPython.display import Markdown, display
 
-from shared.zoo.registry import describe
+from shared.chapters.registry import chapter_entry, check_parameters
+from shared.plots.figures import export_to
+from shared.zoo.registry import describe, load_model
 
 
 def in_colab() -> bool:
@@ -30,17 +34,46 @@ def report_run(model: Any, **params: Any) -> None:
     print(f"torch {torch.__version__}, device {next(model.parameters()).device}")
 
 
-def open_model(model_name: str, seed: int, ungroup_kv: bool = False, **params: Any) -> Any:
-    """Seed every generator, load ``model_name`` and print what the chapter runs on (the model and
-    ``params``). Call it after the parameter checks, which must not wait for a model to load."""
-    from shared.zoo.registry import load_model
+@dataclass
+class OpenedChapter:
+    """A chapter after :func:`open_chapter`: its checked parameters and, if it names one, its model."""
 
-    seed_everything(seed)
-    model = load_model(model_name, ungroup_kv=ungroup_kv)
-    report_run(model, model_name=model_name, **params, seed=seed)
-    return model
+    name: str
+    params: dict[str, Any]
+    model: Optional[Any] = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def open_chapter(name: str, *, load: bool = True, ungroup_kv: bool = False, **params: Any) -> OpenedChapter:
+    """Open chapter ``name``: check ``params`` against their types and ranges in
+    ``notebooks/chapters.yml`` (one sentence for a bad value, before anything heavy), seed every
+    generator with ``params['seed']``, export figures to ``figures/<name>/``, and, when ``load`` and a
+    ``model_name`` parameter are given, load that model and print it with the parameters."""
+    entry = chapter_entry(name)
+    if entry is not None:
+        params = check_parameters(entry, params)
+    seed_everything(int(params.get("seed", 0)))
+    export_to(name)
+    model = None
+    if load and "model_name" in params:
+        model = load_model(params["model_name"], ungroup_kv=ungroup_kv)
+        report_run(model, **params)
+    else:
+        print("Parameters: " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    return OpenedChapter(name, params, model)
 
 
 def say(text: str) -> None:
     """Show prose whose numbers and names were computed in this run (Markdown)."""
     display(Markdown(text))
+
+
+__all__ = ["OpenedChapter", "in_colab", "open_chapter", "report_run", "say", "seed_everything"]
+
+
+def open_model(model_name: str, seed: int, ungroup_kv: bool = False, **params: Any) -> Any:
+    """TEMPORARY (removed once every chapter calls :func:`open_chapter`)."""
+    seed_everything(seed)
+    model = load_model(model_name, ungroup_kv=ungroup_kv)
+    report_run(model, model_name=model_name, **params, seed=seed)
+    return model
