@@ -32,26 +32,23 @@ acdc_threshold = 0.02
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 
+from shared import plots
+from shared.chapters import open_chapter, say
+from shared.chapters.common import report_run
 from shared.engine.ablation import knockout_sweep
 from shared.engine.circuit import faithfulness_curve, roc_auc
 from shared.engine.eap import eap, eap_ig
-from shared.errors import ParameterError
-from shared.chapters.common import report_run, say, seed_everything
 from shared.engine.patching import activation_patching, path_patching
-from shared.zoo.planted import PLANTED, planted_model
 from shared.engine.pruning import acdc, prune_nodes
+from shared.zoo.planted import planted_model
 
-if not models or any(m not in PLANTED for m in models):
-    raise ParameterError(f"`models` must list some of {sorted(PLANTED)}, got {models!r}.")
-if n_prompts < 2:
-    raise ParameterError(f"`n_prompts` must be at least 2, got {n_prompts}.")
-seed_everything(seed)
+ch = open_chapter("circuit_methods", models=models, n_prompts=n_prompts, ig_steps=ig_steps,
+                  prune_threshold=prune_threshold, acdc_threshold=acdc_threshold, seed=seed)
 planted = {name: planted_model(name, seed=seed) for name in models}
 for name, pm in planted.items():
-    report_run(pm.bridge, planted=name, n_prompts=n_prompts, seed=seed)
+    report_run(pm.bridge, planted=name)
 
 # %% [markdown]
 # ## Every method, every planted model
@@ -98,8 +95,7 @@ say(f"Across {len(planted)} planted model(s), the scoring methods reach a ROC AU
 
 # %%
 for name, res in results.items():
-    fig = res["ko"].figure(title=name)
-    plt.show()
+    plots.circuits.knockout_heatmap(res["ko"], title=name, name=f"knockout_{name}")
 
 # %% [markdown]
 # ## The circuits found by pruning
@@ -107,8 +103,7 @@ for name, res in results.items():
 
 # %%
 for name, res in results.items():
-    res["acdc"].figure(title=f"{name}: ACDC-style edge pruning")
-    plt.show()
+    plots.circuits.circuit_graph(res["acdc"], title=f"{name}: ACDC-style edge pruning", name=f"acdc_{name}")
     say(f"**{name}**: node pruning kept {', '.join(res['pruned'].nodes)} (metric {res['pruned'].score:.2f} "
         f"of {res['pruned'].full:.2f}); ACDC kept {len(res['acdc'].edges)} edges scoring {res['acdc'].score:.2f}.")
 
@@ -118,16 +113,11 @@ for name, res in results.items():
 # normalised metric (0: corrupted behaviour, 1: the full model).
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3.5))
+curves = {}
 for name, res in results.items():
     pm = planted[name]
-    curve = faithfulness_curve(pm.bridge, res["batch"], res["edges"]["EAP"])
-    ax.plot([max(s, 0.8) for s in curve["sizes"]], curve["normalized"], marker="o", label=name)
+    curves[name] = faithfulness_curve(pm.bridge, res["batch"], res["edges"]["EAP"])
     k = len(pm.edges)
-    at_k = faithfulness_curve(pm.bridge, res["batch"], res["edges"]["EAP"], sizes=[k])["normalized"][0]
+    at_k = faithfulness_curve(pm.bridge, res["batch"], res["edges"]["EAP"], sizes=[k]).normalized[0]
     say(f"**{name}**: the top {k} EAP edges (as many as were planted) recover {at_k:.0%} of the metric.")
-ax.set(xscale="log", xlabel="edges kept (top-k by |EAP score|)", ylabel="normalised metric",
-       title="Faithfulness vs circuit size")
-ax.axhline(1, color="0.6", lw=0.8, ls="--")
-ax.legend()
-plt.show()
+plots.circuits.faithfulness_curves(curves, name="faithfulness")

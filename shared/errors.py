@@ -17,3 +17,6 @@ class ModelUnavailableError(BookError):
 
 class ParameterError(BookError, ValueError):
     """A notebook or function parameter is invalid."""
+
+
+__all__ = ["BookError", "ModelUnavailableError", "ParameterError", "UnknownModelError"]

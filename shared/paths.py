@@ -23,3 +23,6 @@ def figures_dir() -> Path:
     path = REPO_ROOT / "figures"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir"]

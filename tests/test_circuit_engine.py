@@ -9,6 +9,7 @@ from shared.engine.ablation import (ablation_values, knockout_sweep, mean_values
                              score_node_masks)
 from shared.engine.batch import PromptBatch
 from shared.engine.circuit import Circuit, faithfulness
+from shared.plots.circuits import circuit_graph
 from shared.engine.eap import eap
 from shared.errors import ParameterError
 from shared.engine.graph import Graph
@@ -244,7 +245,7 @@ def test_circuit_json_roundtrip_and_figure(tmp_path):
     path = c.save(tmp_path / "c.json")
     back = Circuit.load(path)
     assert back == c and back.nodes == ["input", "a0.h0", "a1.h0", "logits"]
-    fig = c.figure()
+    fig = circuit_graph(c)
     labels = {t.get_text() for t in fig.axes[0].texts if t.get_bbox_patch() is not None}
     assert labels == {"input", "a0.h0", "a1.h0", "logits"}
 

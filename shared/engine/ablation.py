@@ -213,32 +213,6 @@ class KnockoutResult:
     def as_dict(self) -> dict[str, float]:
         return {n: float(e) for n, e in zip(self.nodes, self.effects)}
 
-    def figure(self, title: str = "Single-node knockout"):
-        """Heatmap of head effects (layer x head) plus a bar chart of MLP effects."""
-        import matplotlib.pyplot as plt
-
-        heads = [n for n in self.nodes if n.startswith("a")]
-        mlps = [n for n in self.nodes if n.startswith("m")]
-        eff = self.as_dict()
-        n_layers = 1 + max(parse_node(n).layer for n in self.nodes)
-        n_heads = 1 + max([parse_node(n).head for n in heads] or [0])
-        grid = torch.zeros(n_layers, n_heads)
-        for n in heads:
-            nd = parse_node(n)
-            grid[nd.layer, nd.head] = eff[n]
-        fig, axes = plt.subplots(1, 2 if mlps else 1, figsize=(9 if mlps else 5, 3 + 0.25 * n_layers),
-                                 squeeze=False, gridspec_kw={"width_ratios": [3, 1]} if mlps else None)
-        lim = float(grid.abs().max()) or 1.0
-        im = axes[0, 0].imshow(grid.numpy(), cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
-        axes[0, 0].set(xlabel="head", ylabel="layer", title=f"{title}: heads ({self.ablation})")
-        fig.colorbar(im, ax=axes[0, 0], label="metric drop")
-        if mlps:
-            axes[0, 1].barh([parse_node(n).layer for n in mlps], [eff[n] for n in mlps], color="tab:orange")
-            axes[0, 1].invert_yaxis()
-            axes[0, 1].set(xlabel="metric drop", ylabel="layer", title="MLPs")
-        fig.tight_layout()
-        return fig
-
 
 def knockout_sweep(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None,
                    ablation: str = "mean", values: Optional[Values] = None,

@@ -57,3 +57,6 @@ class PromptBatch:
         labels = [self.labels[i] for i in torch.arange(len(self))[index].tolist()] if self.labels else []
         return PromptBatch(pick(self.clean), pick(self.corrupt), pick(self.correct), pick(self.incorrect),
                            pick(self.answer_pos), labels)
+
+
+__all__ = ["PromptBatch"]

@@ -1,4 +1,5 @@
-"""The circuit type every method returns, its JSON form, faithfulness and a layered graph figure."""
+"""The circuit type every method returns, its JSON form, and how faithful a circuit is (its figure is
+:func:`shared.plots.circuits.circuit_graph`)."""
 from __future__ import annotations
 
 import json
@@ -8,10 +9,12 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from shared.engine.ablation import Activations, Values, ablation_values, record, score_circuit_nodes
+from shared.engine.ablation import ablation_values, score_circuit_nodes
+from shared.engine.patching import edge_mask, score_edge_masks
+from shared.engine.runs import Activations, Values, record
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
-from shared.engine.graph import Graph, parse_node, split_edge
+from shared.engine.graph import Graph, split_edge
 from shared.engine.metrics import Metric
 
 
@@ -59,63 +62,45 @@ class Circuit:
                     nodes.append(n)
         return cls(nodes=nodes, edges=list(edges), **kw)
 
-    def figure(self, graph: Optional[Graph] = None, title: Optional[str] = None):
-        """Layered drawing: inputs at the bottom, logits on top, heads/MLPs by layer."""
-        import matplotlib.pyplot as plt
 
-        nodes = list(dict.fromkeys(self.nodes + [n for e in self.edges for n in split_edge(e)[:2]]))
-        if not nodes:
-            raise ParameterError("The circuit is empty; there is nothing to draw.")
-        parsed = {n: parse_node(n) for n in nodes}
-        n_layers = max([p.layer for p in parsed.values()] + [0]) + 1
-        if graph is not None:
-            n_layers = graph.n_layers
+@dataclass
+class Faithfulness:
+    """The metric with only the circuit kept (``score``), with nothing patched (``full``) and with
+    everything patched (``empty``); ``normalized`` = (score - empty) / (full - empty)."""
 
-        def row(p):  # input 0, attention of layer L at 2L+1, MLP at 2L+2, logits on top
-            return {"input": 0, "logits": 2 * n_layers + 1}.get(p.kind, 2 * p.layer + (1 if p.kind == "head" else 2))
+    score: float
+    full: float
+    empty: float
 
-        rows: dict[int, list[str]] = {}
-        for n in nodes:
-            rows.setdefault(row(parsed[n]), []).append(n)
-        pos = {}
-        for r, members in rows.items():
-            members.sort(key=lambda m: parsed[m].head)
-            for i, m in enumerate(members):
-                pos[m] = ((i + 1) / (len(members) + 1), r)
-        fig, ax = plt.subplots(figsize=(6, 1 + 0.7 * (2 * n_layers + 2)))
-        weights = [abs(self.scores.get(e, 1.0)) for e in self.edges] or [1.0]
-        wmax = max(weights) or 1.0
-        colors = {"q": "tab:blue", "k": "tab:green", "v": "tab:red", None: "0.3"}
-        for e, w in zip(self.edges, weights):
-            s, r, port = split_edge(e)
-            (x0, y0), (x1, y1) = pos[s], pos[r]
-            ax.annotate("", xy=(x1, y1 - 0.15), xytext=(x0, y0 + 0.15),
-                        arrowprops=dict(arrowstyle="->", lw=0.5 + 2.5 * w / wmax, color=colors.get(port, "0.3"),
-                                        alpha=0.8, connectionstyle="arc3,rad=0.08"))
-        for n, (x, y) in pos.items():
-            kind = parsed[n].kind
-            face = {"head": "#cfe2ff", "mlp": "#ffe5b4"}.get(kind, "#e0e0e0")
-            ax.text(x, y, n, ha="center", va="center", fontsize=9,
-                    bbox=dict(boxstyle="round", fc=face, ec="0.4"))
-        ax.set_xlim(0, 1)
-        ax.set_ylim(-0.7, 2 * n_layers + 1.7)
-        ax.axis("off")
-        label = title or f"{self.method or 'circuit'}: {len(self.nodes)} nodes, {len(self.edges)} edges"
-        if self.score is not None and self.full:
-            label += f" (metric {self.score:.2f} of {self.full:.2f})"
-        ax.set_title(label + ("\nedge colours: q blue, k green, v red" if self.edges else ""), fontsize=10)
-        fig.tight_layout()
-        return fig
+    @property
+    def normalized(self) -> float:
+        return (self.score - self.empty) / _span(self.full, self.empty)
+
+
+@dataclass
+class FaithfulnessCurve:
+    """Faithfulness of the top-k edges for each k in ``sizes`` (``scores``: raw metric)."""
+
+    sizes: list[int]
+    scores: list[float]
+    full: float
+    empty: float
+
+    @property
+    def normalized(self) -> list[float]:
+        span = _span(self.full, self.empty)
+        return [(s - self.empty) / span for s in self.scores]
+
+
+def _span(full: float, empty: float) -> float:
+    return full - empty if abs(full - empty) > 1e-9 else 1e-9
 
 
 def faithfulness(bridge: Any, batch: PromptBatch, circuit: Circuit, metric: "Metric | str | None" = None,
                  ablation: str = "corrupt", values: Optional[Values] = None,
-                 base: Optional[Activations] = None) -> dict[str, float]:
+                 base: Optional[Activations] = None) -> Faithfulness:
     """Metric with only the circuit kept (its edges if it has any, else its nodes) and the rest
-    patched to ``values``; returns ``score``, ``full``, ``empty`` (everything patched) and
-    ``normalized`` = (score - empty) / (full - empty)."""
-    from shared.engine.patching import score_edge_masks, edge_mask
-
+    patched to ``values``, next to the intact and the fully patched model."""
     graph = Graph.of(bridge)
     if not circuit.nodes and not circuit.edges:
         raise ParameterError("The circuit is empty: it has neither nodes nor edges.")
@@ -130,17 +115,14 @@ def faithfulness(bridge: Any, batch: PromptBatch, circuit: Circuit, metric: "Met
         score = score_circuit_nodes(bridge, batch, circuit.nodes, values, metric, base=base)
         full = score_circuit_nodes(bridge, batch, graph.components, values, metric, base=base)
         empty = score_circuit_nodes(bridge, batch, [], values, metric, base=base)
-    span = full - empty if abs(full - empty) > 1e-9 else 1e-9
-    return {"score": score, "full": full, "empty": empty, "normalized": (score - empty) / span}
+    return Faithfulness(score, full, empty)
 
 
 def faithfulness_curve(bridge: Any, batch: PromptBatch, edge_scores: dict[str, float],
                        sizes: Optional[Sequence[int]] = None, metric: "Metric | str | None" = None,
-                       ablation: str = "corrupt", values: Optional[Values] = None) -> dict[str, list]:
+                       ablation: str = "corrupt", values: Optional[Values] = None) -> FaithfulnessCurve:
     """Normalised faithfulness of the top-k edges by |score| for each k in ``sizes``
     (default: a log-spaced grid up to all edges); all sizes are scored side by side."""
-    from shared.engine.patching import score_edge_masks
-
     graph = Graph.of(bridge)
     graph.check_edges(edge_scores)
     if not edge_scores:
@@ -158,10 +140,7 @@ def faithfulness_curve(bridge: Any, batch: PromptBatch, edge_scores: dict[str, f
         masks.append(~keep)
     masks += [torch.zeros(len(graph.edges), dtype=torch.bool), torch.ones(len(graph.edges), dtype=torch.bool)]
     out = score_edge_masks(bridge, batch, torch.stack(masks), values, metric).tolist()
-    full, empty = out[-2], out[-1]
-    span = full - empty if abs(full - empty) > 1e-9 else 1e-9
-    return {"sizes": list(sizes), "scores": out[:-2], "normalized": [(s - empty) / span for s in out[:-2]],
-            "full": full, "empty": empty}
+    return FaithfulnessCurve(list(sizes), out[:-2], out[-2], out[-1])
 
 
 def roc_auc(scores: dict[str, float], truth: Sequence[str]) -> float:
@@ -176,4 +155,4 @@ def roc_auc(scores: dict[str, float], truth: Sequence[str]) -> float:
     return float(wins.mean())
 
 
-__all__ = ["Circuit", "faithfulness", "faithfulness_curve", "roc_auc"]
+__all__ = ["Circuit", "Faithfulness", "FaithfulnessCurve", "faithfulness", "faithfulness_curve", "roc_auc"]

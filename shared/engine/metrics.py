@@ -14,6 +14,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from shared.engine.batch import PromptBatch
+from shared.errors import ParameterError
 
 
 @dataclass
@@ -95,8 +96,6 @@ def percent_of_full(metric: Metric, full: float) -> Metric:
 
 def resolve(metric: "Metric | str | None") -> Metric:
     """Accept a Metric or the name of a built-in one (``logit_diff``, ``prob_diff``)."""
-    from shared.errors import ParameterError
-
     if metric is None:
         return logit_diff
     if isinstance(metric, Metric):

@@ -12,7 +12,8 @@ from typing import Any, Callable, Optional
 import torch
 from tqdm.auto import tqdm
 
-from shared.engine.ablation import Values, ablation_values, record, score_node_masks
+from shared.engine.ablation import ablation_values, score_node_masks
+from shared.engine.runs import Values, record
 from shared.engine.batch import PromptBatch
 from shared.engine.circuit import Circuit
 from shared.errors import ParameterError

@@ -16,6 +16,7 @@ from typing import Any, Mapping, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from shared.paths import figures_dir
@@ -199,8 +200,6 @@ def bars(labels: Sequence[str], values: "Mapping[str, Sequence[float]] | Sequenc
         ax.axhline(0, color="black", lw=0.6)
     handles = []
     if legend:
-        from matplotlib.patches import Patch
-
         handles = [Patch(color=c, label=text) for c, text in legend.items()]
     if handles or k > 1:
         ax.legend(handles=handles or None)

@@ -67,3 +67,5 @@ def attention_patterns(tokens: list[str], attention: Any, head_names: list[str] 
         props["headLabels"] = head_names
     return show("AttentionPatterns", **props)
 
+
+__all__ = ["BUNDLE_NAME", "attention_patterns", "bundle_path", "circuitsvis_html", "show"]

@@ -1,0 +1,3 @@
+"""Prompt sets: clean/corrupted pairs with their answers and token positions, and task data."""
+
+__all__: list[str] = []

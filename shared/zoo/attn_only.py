@@ -151,3 +151,6 @@ for _layers, (_cfg, _rec) in _MODELS.items():
         trainer=train_attn_only,
         tokenizer=_tokenizer,
     ))
+
+
+__all__ = ["N_CTX", "VOCAB", "half_weights", "train_attn_only", "validation_batches", "window_batch"]

@@ -40,3 +40,6 @@ def cached_dir(kind: str, name: str, key_obj: Any, build: Callable[[Path], None]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return final
+
+
+__all__ = ["cached_dir", "config_key"]

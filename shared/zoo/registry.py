@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 import time
@@ -137,7 +138,6 @@ def _split_overrides(spec: LocalModel, overrides: dict[str, Any]) -> tuple[dict,
 
 def _native_config_fields() -> set[str]:
     from transformer_lens.config import TransformerBridgeConfig
-    import dataclasses
 
     return {f.name for f in dataclasses.fields(TransformerBridgeConfig)}
 
@@ -321,3 +321,6 @@ __all__ = [
     "describe", "load_model", "local_model_dir", "local_models", "model_metrics",
     "register_local_model", "ungroup_kv_heads",
 ]
+
+
+__all__ = ["PRETRAINED", "ZOO_MODULES", "Checkpoints", "LocalModel", "boot_native", "check_model_name", "checkpoint_steps", "describe", "load_model", "local_model_dir", "local_models", "model_metrics", "register_local_model", "ungroup_kv_heads"]

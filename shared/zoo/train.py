@@ -86,3 +86,6 @@ def evaluate_loss(bridge: Any, batches: Iterable[tuple[torch.Tensor, Optional[to
         total += lm_loss(model(tokens), tokens, mask).item() * n
         count += n
     return total / max(count, 1.0)
+
+
+__all__ = ["evaluate_loss", "lm_loss", "log_spaced_steps", "train_loop"]
