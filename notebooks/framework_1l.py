@@ -36,28 +36,26 @@ n_sources = 4             # skip-trigram rows shown per head
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from IPython.display import display
 
-from shared.analysis import framework as fw
-from shared.zoo.text.stdlib import stdlib_text
+from shared.analysis.text import bigram_log_probs, frequent_tokens, special_ids, tokenize_stream
+from shared.analysis.weights import (direct_path_log_probs, ov_copying_scores, ov_eigenvalues, skip_trigrams,
+                                     weights)
+from shared.chapters import open_chapter, say
+from shared.engine.graph import head_name
 from shared.errors import ParameterError
-from shared.zoo.registry import load_model, local_models, model_metrics
-from shared.chapters.common import report_run, say, seed_everything
+from shared.plots import framework as plots
+from shared.zoo.registry import describe, load_model, local_models, model_metrics
+from shared.zoo.text.stdlib import stdlib_text
 
-for knob, value in dict(n_frequent=n_frequent, corpus_chars=corpus_chars, min_count=min_count,
-                        n_trigram_tokens=n_trigram_tokens, n_sources=n_sources).items():
-    if value < 1:
-        raise ParameterError(f"{knob} must be a positive number, got {value}.")
-seed_everything(seed)
-model = load_model(model_name)
+ch = open_chapter("framework_1l", model_name=model_name, zero_layer_model_name=zero_layer_model_name,
+                  n_frequent=n_frequent, corpus_chars=corpus_chars, min_count=min_count,
+                  n_trigram_tokens=n_trigram_tokens, n_sources=n_sources, seed=seed)
+model = ch.model
 zero = load_model(zero_layer_model_name)
-report_run(model, zero_layer_model_name=zero_layer_model_name, n_frequent=n_frequent,
-           corpus_chars=corpus_chars, min_count=min_count, n_trigram_tokens=n_trigram_tokens,
-           n_sources=n_sources, seed=seed)
-print(f"Baseline: {fw.describe_model(zero)}")
+print(f"Baseline: {describe(zero)}")
 if model.cfg.n_layers != 1 or not model.cfg.attn_only:
     raise ParameterError(f"This chapter needs a one-layer attention-only model; {model_name!r} has "
                          f"{model.cfg.n_layers} layers{'' if model.cfg.attn_only else ' and MLPs'}.")
@@ -94,27 +92,19 @@ if rows:
 
 # %%
 def bigram_fit(bridge):
+    """Corpus bigram log-probabilities and the direct path's, over pairs seen >= min_count times."""
     tok = bridge.tokenizer
-    stream = fw.tokenize_stream(tok, stdlib_text("train", max_chars=corpus_chars))
-    ids = fw.frequent_tokens(stream, n_frequent, exclude=fw.special_ids(tok))
-    corpus_logp, pairs = fw.bigram_log_probs(stream, ids)
-    model_logp = fw.direct_path_log_probs(fw.weights(bridge), ids)
+    stream = tokenize_stream(tok, stdlib_text("train", max_chars=corpus_chars))
+    ids = frequent_tokens(stream, n_frequent, exclude=special_ids(tok))
+    corpus_logp, pairs = bigram_log_probs(stream, ids)                # log P(next | current) in the text
+    model_logp = direct_path_log_probs(weights(bridge), ids)          # log softmax(W_E W_U + b_U)
     keep = pairs >= min_count
     x, y = corpus_logp[keep].numpy(), model_logp[keep].numpy()
     return x, y, float(np.corrcoef(x, y)[0, 1]), len(stream)
 
 
 fits = {name: bigram_fit(bridge) for name, bridge in ((zero_layer_model_name, zero), (model_name, model))}
-fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharex=True, sharey=True, constrained_layout=True)
-for ax, (name, (x, y, r, _)) in zip(axes, fits.items()):
-    ax.hexbin(x, y, gridsize=60, bins="log", cmap="viridis", mincnt=1)
-    lim = [min(x.min(), y.min()), 0]
-    ax.plot(lim, lim, color="red", lw=1, label="y = x")
-    ax.set_title(f"{name}: direct path vs corpus bigrams (r = {r:.2f})")
-    ax.set_xlabel("corpus log P(next | current)")
-    ax.legend(loc="upper left")
-axes[0].set_ylabel("direct path log-probability")
-plt.show()
+plots.bigram_fit({name: fit[:3] for name, fit in fits.items()}, name="bigram_fit")
 (_, _, r0, n_tok), (_, _, r1, _) = fits.values()
 say(f"Over {len(fits[zero_layer_model_name][0]):,} token pairs seen at least {min_count} times in "
     f"{n_tok:,} training tokens, the zero-layer model's direct path correlates with the corpus bigram "
@@ -132,10 +122,10 @@ say(f"Over {len(fits[zero_layer_model_name][0]):,} token pairs seen at least {mi
 # the tokens it boosts.
 
 # %%
-w = fw.weights(model)
-ids = fw.frequent_tokens(fw.tokenize_stream(model.tokenizer, stdlib_text("train", max_chars=corpus_chars)),
-                         n_trigram_tokens, exclude=fw.special_ids(model.tokenizer))
-tables = [fw.skip_trigrams(w, model.tokenizer, 0, h, ids, n_sources=n_sources) for h in range(model.cfg.n_heads)]
+w = weights(model)
+ids = frequent_tokens(tokenize_stream(model.tokenizer, stdlib_text("train", max_chars=corpus_chars)),
+                      n_trigram_tokens, exclude=special_ids(model.tokenizer))
+tables = [skip_trigrams(w, model.tokenizer, 0, h, ids, n_sources=n_sources) for h in range(model.cfg.n_heads)]
 trigrams = pd.concat(tables, ignore_index=True)
 with pd.option_context("display.max_colwidth", 60):
     display(trigrams.set_index(["head", "source"]))
@@ -153,35 +143,15 @@ say(f"In {int(trigrams['copies source'].sum())} of the {len(trigrams)} strongest
 # $W_O W_U W_E W_V$, which is what we compute.
 
 # %%
-eig = [fw.ov_eigenvalues(w, 0, h) for h in range(model.cfg.n_heads)]
-copying = fw.ov_copying_scores(w)[0]
-n_cols = min(4, model.cfg.n_heads)
-n_rows = int(np.ceil(model.cfg.n_heads / n_cols))
-fig, axes = plt.subplots(n_rows, n_cols, figsize=(3.2 * n_cols, 3.0 * n_rows), squeeze=False,
-                         constrained_layout=True)
-for h, ax in enumerate(axes.flat):
-    if h >= model.cfg.n_heads:
-        ax.axis("off")
-        continue
-    e = eig[h].numpy()
-    mod = np.abs(e) / np.abs(e).max()
-    e = np.exp(1j * np.angle(e)) * np.cbrt(mod)  # cube-root radius: small eigenvalues stay visible
-    ax.scatter(e.real, e.imag, s=12, alpha=0.8,
-               color="tab:green" if copying[h] > 0 else "tab:red")
-    ax.axhline(0, color="grey", lw=0.5)
-    ax.axvline(0, color="grey", lw=0.5)
-    ax.set_xlim(-1.1, 1.1)
-    ax.set_ylim(-1.1, 1.1)
-    ax.set_aspect("equal")
-    ax.set_title(f"{fw.head_label(0, h)}: copying {float(copying[h]):+.2f}", fontsize=9)
-fig.suptitle("OV-circuit eigenvalues in the complex plane (modulus scaled to the largest, then cube-rooted)")
-plt.show()
+eigenvalues = {head_name(0, h): ov_eigenvalues(w, 0, h) for h in range(model.cfg.n_heads)}  # of W_O W_U W_E W_V
+copying = ov_copying_scores(w)[0]     # sum of eigenvalues / sum of their moduli, per head
+plots.ov_eigenvalues(eigenvalues, copying.tolist(), name="ov_eigenvalues")
 
 # %%
 order = copying.argsort(descending=True)
 say(f"Copying scores of the {model.cfg.n_heads} heads range from {float(copying.min()):+.2f} to "
     f"{float(copying.max()):+.2f}; **{int((copying > 0.5).sum())}** exceed +0.5 "
-    f"(strongest: {fw.head_label(0, int(order[0]))}, {float(copying[order[0]]):+.2f}), "
+    f"(strongest: {head_name(0, int(order[0]))}, {float(copying[order[0]]):+.2f}), "
     f"{int((copying < 0).sum())} are negative.")
 
 # %% [markdown]

@@ -29,34 +29,38 @@ if "google.colab" in sys.modules:
 # %% tags=["parameters"]
 model_name = "attn-only-2l"   # a local model or "attn-only-2l-pretrained"
 seq_len = 25                  # length of the random token sequence that is then repeated
-batch = 32                    # number of repeated random sequences
+n_prompts = 32                # number of repeated random sequences
 induction_threshold = 0.5     # heads with an induction score above this are called induction heads
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
-import numpy as np
+import pandas as pd
 import torch
 from IPython.display import display
 
-from shared.analysis import framework as fw
+from shared.analysis.attention import attention_patterns
+from shared.analysis.heads import HeadScores, diagonal_score, score_of, top_heads
+from shared.analysis.text import token_strings
+from shared.analysis.weights import composition_scores, random_composition_baseline, weights
+from shared.chapters import open_chapter, say
+from shared.engine.ablation import mean_values, node_mask, score_node_masks
+from shared.engine.graph import Graph, head_name
 from shared.errors import ParameterError
-from shared.zoo.registry import load_model
-from shared.chapters.common import report_run, say, seed_everything
+from shared.plots import figures
+from shared.plots import framework as plots
 from shared.plots.widgets import attention_patterns as show_attention
+from shared.tasks.repeated import next_token_logprob, repeated_tokens_for
 
-if not 0 < induction_threshold < 1:
-    raise ParameterError(f"induction_threshold must lie strictly between 0 and 1, got {induction_threshold}.")
-seed_everything(seed)
-model = load_model(model_name)
-report_run(model, seq_len=seq_len, batch=batch, induction_threshold=induction_threshold, seed=seed)
+ch = open_chapter("framework_2l", model_name=model_name, seq_len=seq_len, n_prompts=n_prompts,
+                  induction_threshold=induction_threshold, seed=seed)
+model = ch.model
 if model.cfg.n_layers < 2:
     raise ParameterError(f"This chapter needs a model with at least two layers; {model_name!r} has "
                          f"{model.cfg.n_layers}.")
-tokens = fw.repeated_tokens_for(model, seq_len, batch, seed)
-w = fw.weights(model)
+rep = repeated_tokens_for(model, seq_len, n_prompts, seed)   # [BOS] t1 .. tn t1 .. tn, n = seq_len
+w = weights(model)
+graph = Graph.of(model)
 n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
-labels = fw.head_labels(n_layers, n_heads)
 
 # %% [markdown]
 # ## Method 1 — composition scores from the weights alone
@@ -70,31 +74,16 @@ labels = fw.head_labels(n_layers, n_heads)
 # give a baseline score that we compute alongside. (LayerNorm, if the model has it, is ignored.)
 
 # %%
-comp = fw.composition_scores(w)
-baseline = fw.random_composition_baseline(model.cfg.d_model, model.cfg.d_head, seed=seed)
-later = [(l2, h2) for l2 in range(1, n_layers) for h2 in range(n_heads)]
-earlier = [(l1, h1) for l1 in range(n_layers - 1) for h1 in range(n_heads)]
-grids = {kind: torch.stack([torch.stack([comp[kind][l2, h2, l1, h1] for l1, h1 in earlier]) for l2, h2 in later])
-         for kind in "QKV"}
-vmax = float(max(g.max() for g in grids.values()))
-fig, axes = plt.subplots(1, 3, figsize=(15, 4.8), constrained_layout=True)
-for ax, kind in zip(axes, "QKV"):
-    image = ax.imshow(grids[kind].numpy(), vmin=0, vmax=vmax, cmap="viridis", aspect="auto")
-    ax.set_title(f"{kind}-composition (random baseline {baseline:.2f})")
-    ax.set_xticks(range(len(earlier)), [fw.head_label(*h) for h in earlier], rotation=90)
-    ax.set_yticks(range(len(later)), [fw.head_label(*h) for h in later])
-    ax.set_xlabel("earlier head (writes)")
-    ax.set_ylabel("later head (reads)")
-fig.colorbar(image, ax=axes, shrink=0.8, label="composition score")
-plt.show()
+comp = composition_scores(w)   # A = W_V W_O of each earlier head; Q: A W_QK, K: W_QK A^T, V: A W_OV of each later head
+baseline = random_composition_baseline(model.cfg.d_model, model.cfg.d_head, seed=seed)
+plots.composition(comp, baseline, name="composition")
 
 # %%
-best = {kind: divmod(int(grids[kind].argmax()), len(earlier)) for kind in "QKV"}
 best_text = "; ".join(
-    f"{kind}: **{fw.head_label(*later[i])} reads {fw.head_label(*earlier[j])}** ({float(grids[kind][i, j]):.2f}, "
-    f"{float(grids[kind][i, j]) / baseline:.1f}× the random baseline)" for kind, (i, j) in best.items())
+    f"{kind}: **{reader} reads {writer}** ({score:.2f}, {score / baseline:.1f}× the random baseline)"
+    for kind in "QKV" for reader, writer, score in [comp.strongest(kind)])
 say(f"Strongest composition of each kind — {best_text}. Mean score over all pairs: "
-    + ", ".join(f"{kind} {float(grids[kind].mean()):.2f}" for kind in "QKV") + ".")
+    + ", ".join(f"{kind} {float(comp.grid(kind).mean()):.2f}" for kind in "QKV") + ".")
 
 # %% [markdown]
 # ## Method 2 — what the heads do on repeated random tokens
@@ -110,30 +99,28 @@ say(f"Strongest composition of each kind — {best_text}. Mean score over all pa
 #   occurrence (the token that is about to come next).
 
 # %%
-patterns = fw.attention_patterns(model, tokens)
-scores = fw.head_scores(patterns, seq_len, has_bos=tokens.shape[1] > 2 * seq_len)
-fig, axes = plt.subplots(1, 3, figsize=(15, 2.2 + 0.5 * n_layers), constrained_layout=True)
-for ax, (name, grid) in zip(axes, scores.items()):
-    image = fw.head_heatmap(ax, grid, f"{name} score")
-fig.colorbar(image, ax=axes, shrink=0.8)
-plt.show()
+patterns = attention_patterns(model, rep.tokens)   # [sequence, head (layer-major), query, key]
+first, second = rep.start, rep.start + seq_len     # where the two copies begin
+scores = HeadScores(                               # mean attention along one diagonal, per head
+    previous_token=diagonal_score(patterns, n_heads, offset=1, first_query=first + 1),
+    duplicate_token=diagonal_score(patterns, n_heads, offset=seq_len, first_query=second),
+    induction=diagonal_score(patterns, n_heads, offset=seq_len - 1, first_query=second))
+figures.head_heatmap(scores.panels(), vmin=0, vmax=1, label="mean attention on the diagonal", name="head_scores")
 
 # %%
-induction_heads = fw.top_heads(scores["induction"], induction_threshold)
-induction_heads = [h for h in induction_heads if scores["induction"][h] > induction_threshold]
-prev_heads = fw.top_heads(scores["previous-token"], 0.5)
-name = lambda heads: ", ".join(fw.head_label(*h) for h in heads)  # noqa: E731
-best_induction = fw.top_heads(scores["induction"], 1.0)[0]
-prev_values = ", ".join(f"{float(scores['previous-token'][h]):.2f}" for h in prev_heads)
-say(f"Heads with an induction score above {induction_threshold}: **{name(induction_heads) or 'none'}**"
-    f" (best: {fw.head_label(*best_induction)}, {float(scores['induction'][best_induction]):.2f}). "
-    f"Strongest previous-token head{'s' if len(prev_heads) > 1 else ''}: **{name(prev_heads)}** "
+induction_heads = [h for h in top_heads(scores.induction, induction_threshold)
+                   if score_of(scores.induction, h) > induction_threshold]
+prev_heads = top_heads(scores.previous_token, 0.5)
+best_induction = top_heads(scores.induction, 1.0)[0]
+prev_values = ", ".join(f"{score_of(scores.previous_token, h):.2f}" for h in prev_heads)
+say(f"Heads with an induction score above {induction_threshold}: **{', '.join(induction_heads) or 'none'}**"
+    f" (best: {best_induction}, {score_of(scores.induction, best_induction):.2f}). "
+    f"Strongest previous-token head{'s' if len(prev_heads) > 1 else ''}: **{', '.join(prev_heads)}** "
     f"({prev_values}). "
-    f"Strongest duplicate-token head: **{name(fw.top_heads(scores['duplicate-token'], 1.0))}** "
-    f"({float(scores['duplicate-token'].max()):.2f}).")
+    f"Strongest duplicate-token head: **{', '.join(top_heads(scores.duplicate_token, 1.0))}** "
+    f"({float(scores.duplicate_token.max()):.2f}).")
 if induction_heads:
-    k_sources = [fw.head_label(*earlier[int(comp['K'][h][: n_layers - 1].flatten().argmax())]) for h in induction_heads
-                 if h[0] > 0]
+    k_sources = [comp.source_of("K", h) for h in induction_heads if h not in graph.heads(0)]
     say(f"The earlier head that the induction head{'s' if len(induction_heads) > 1 else ''} K-compose most "
         f"with: **{', '.join(k_sources) or 'none (the induction heads are in layer 0)'}** — compare with the "
         f"previous-token heads above.")
@@ -146,8 +133,7 @@ if induction_heads:
 # induction head, in the second half, a line offset by `seq_len - 1` positions.
 
 # %%
-str_tokens = [repr(model.tokenizer.decode([int(t)]))[1:-1] for t in tokens[0]]
-show_attention(str_tokens, patterns[:, 0].flatten(0, 1).numpy(), labels)
+show_attention(token_strings(model.tokenizer, rep.tokens[0], quotes=False), patterns[0].numpy(), graph.heads())
 
 # %% [markdown]
 # ## Method 3 — ablate the induction heads
@@ -160,29 +146,27 @@ show_attention(str_tokens, patterns[:, 0].flatten(0, 1).numpy(), labels)
 # lowest induction score.
 
 # %%
-layer1_scores = scores["induction"][1:].flatten()
-control = (1 + int(layer1_scores.argmin()) // n_heads, int(layer1_scores.argmin()) % n_heads)
+layer1_scores = scores.induction[1:].flatten()
+control = head_name(1 + int(layer1_scores.argmin()) // n_heads, int(layer1_scores.argmin()) % n_heads)
 ablated_induction = induction_heads or [best_induction]
-ablations = {f"induction: {name(ablated_induction)}": ablated_induction,
-             f"previous-token: {name(prev_heads)}": prev_heads,
-             f"control: {fw.head_label(*control)}": [control]}
-table = fw.ablation_table(model, tokens, seq_len, ablations)
+ablations = {"none (clean)": [], f"induction: {', '.join(ablated_induction)}": ablated_induction,
+             f"previous-token: {', '.join(prev_heads)}": prev_heads, f"control: {control}": [control]}
+values = mean_values(model, rep.tokens)      # each head's output z averaged over all sequences and positions
+rows = rep.next_token_rows()                 # one prompt per predicted token; its answer is the next token
+masks = torch.stack([node_mask(graph, heads) for heads in ablations.values()])
+loss = -score_node_masks(model, rows.batch, masks, values, next_token_logprob, per_prompt=True)  # [ablation, row]
+table = pd.DataFrame({"loss first half": loss[:, ~rows.repeated].mean(1).numpy(),
+                      "loss repeated half": loss[:, rows.repeated].mean(1).numpy()},
+                     index=pd.Index(list(ablations), name="ablated"))
 display(table.round(3))
 
 # %%
-clean = table.iloc[0]
-rows = list(table.index)
-fig, ax = plt.subplots(figsize=(8, 3.5))
-x = np.arange(len(rows))
-ax.bar(x - 0.2, table["loss first half"], 0.4, label="first (random) half")
-ax.bar(x + 0.2, table["loss repeated half"], 0.4, label="repeated half")
-ax.set_xticks(x, rows, rotation=15)
-ax.set_ylabel("mean loss (nats)")
-ax.set_title("Loss on repeated random tokens with heads mean-ablated")
-ax.legend()
-plt.show()
-ind = table.iloc[1]
-say(f"Mean-ablating {name(ablated_induction)} raises the loss on the repeated half from "
+figures.bars(list(table.index), {"first (random) half": table["loss first half"],
+                                 "repeated half": table["loss repeated half"]},
+             ylabel="mean loss (nats)", title="Loss on repeated random tokens with heads mean-ablated",
+             name="ablation")
+clean, ind = table.iloc[0], table.iloc[1]
+say(f"Mean-ablating {', '.join(ablated_induction)} raises the loss on the repeated half from "
     f"{clean['loss repeated half']:.2f} to {ind['loss repeated half']:.2f} nats "
     f"(**{ind['loss repeated half'] - clean['loss repeated half']:+.2f}**), while the first half moves by "
     f"{ind['loss first half'] - clean['loss first half']:+.2f}. Ablating the previous-token head(s) "

@@ -28,32 +28,34 @@ model_name = "attn-only-2l"  # a local model with saved checkpoints
 max_checkpoints = 0          # analyse at most this many saved checkpoints (0: all)
 n_prompts = 96               # validation text windows for the loss by position
 seq_len = 25                 # repeated random sequence length for prefix matching
-batch = 16                   # repeated random sequences
+n_repeated = 16              # repeated random sequences for prefix matching
 early_pos = 5                # ICL score: loss around this position ...
 late_pos = 55                # ... subtracted from the loss around this one
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from IPython.display import display
 from tqdm.auto import tqdm
 
-from shared.analysis import framework as fw
-from shared.zoo.text.stdlib import stdlib_text
+from shared.analysis.heads import prefix_matching_scores, top_heads
+from shared.analysis.text import icl_score, loss_by_position, text_windows, tokenize_stream
+from shared.chapters import open_chapter, say
 from shared.errors import ParameterError
+from shared.plots import framework as plots
+from shared.tasks.repeated import repeated_tokens_for
 from shared.zoo.registry import checkpoint_steps, load_model, local_models, model_metrics
-from shared.chapters.common import report_run, say, seed_everything
+from shared.zoo.text.stdlib import stdlib_text
 
+ch = open_chapter("induction_training", model_name=model_name, max_checkpoints=max_checkpoints,
+                  n_prompts=n_prompts, seq_len=seq_len, n_repeated=n_repeated, early_pos=early_pos,
+                  late_pos=late_pos, seed=seed)
+model = ch.model
 if model_name not in local_models():
     raise ParameterError(f"This chapter reads saved training checkpoints, which only local models have; "
                          f"choose one of {sorted(local_models())} instead of {model_name!r}.")
-seed_everything(seed)
-model = load_model(model_name)
-report_run(model, max_checkpoints=max_checkpoints, n_prompts=n_prompts, seq_len=seq_len, batch=batch,
-           early_pos=early_pos, late_pos=late_pos, seed=seed)
 if not 0 <= early_pos < late_pos < model.cfg.n_ctx - 1:
     raise ParameterError(f"Need 0 <= early_pos < late_pos < {model.cfg.n_ctx - 1} (got {early_pos}, {late_pos}).")
 steps = checkpoint_steps(model_name)
@@ -78,20 +80,19 @@ if max_checkpoints and len(steps) > max_checkpoints:  # keep first, last and eve
 # %%
 metrics = model_metrics(model_name)
 tokens_per_step = metrics["tokens_seen"] / max(steps[-1], 1)
-bos = model.tokenizer.bos_token_id
-stream = fw.tokenize_stream(model.tokenizer, stdlib_text("validation"))
-windows = fw.text_windows(stream, model.cfg.n_ctx, n_prompts, seed, bos_id=bos)
+stream = tokenize_stream(model.tokenizer, stdlib_text("validation"))
+windows = text_windows(stream, model.cfg.n_ctx, n_prompts, seed, bos_id=model.tokenizer.bos_token_id)
+repeated = repeated_tokens_for(model, seq_len, n_repeated, seed)   # [BOS] t1 .. tn t1 .. tn
 records, position_losses, prefix = [], [], []
 for step in tqdm(steps, desc="checkpoints"):
     m = load_model(model_name, step=step)
-    pos_loss = fw.loss_by_position(m, windows)
-    pm = fw.prefix_matching_scores(m, seq_len, batch, seed)
+    pos_loss = loss_by_position(m, windows)                          # [position]
+    pm = prefix_matching_scores(m, repeated.tokens, seq_len)         # [layer, head]
     position_losses.append(pos_loss)
     prefix.append(pm)
     records.append({"step": step, "tokens": int(step * tokens_per_step), "validation loss": float(pos_loss.mean()),
-                    "ICL score": fw.icl_score(pos_loss, early_pos, late_pos),
-                    "best prefix matching": float(pm.max()),
-                    "best head": fw.head_label(*fw.top_heads(pm, 1.0)[0])})
+                    "ICL score": icl_score(pos_loss, early_pos, late_pos),
+                    "best prefix matching": float(pm.max()), "best head": top_heads(pm, 1.0)[0]})
 history = pd.DataFrame(records).set_index("step")
 prefix = torch.stack(prefix)                     # [checkpoint, layer, head]
 position_losses = torch.stack(position_losses)   # [checkpoint, pos]
@@ -101,37 +102,15 @@ display(history.round(3))
 # ## Result
 
 # %%
-n_layers, n_heads = model.cfg.n_layers, model.cfg.n_heads
 tokens_seen = np.maximum(history["tokens"].to_numpy(), 1)
-final = prefix[-1]
 # The phase change: the interval where the best prefix-matching score rises the most,
 # and the interval where the ICL score falls the most.
 best_pm = history["best prefix matching"].to_numpy()
 icl = history["ICL score"].to_numpy()
 jump = int(np.argmax(np.diff(best_pm)))
 drop = int(np.argmin(np.diff(icl)))
-
-fig, axes = plt.subplots(3, 1, figsize=(9, 10), sharex=True, constrained_layout=True)
-axes[0].plot(tokens_seen, history["validation loss"], marker="o")
-axes[0].set_ylabel("validation loss (nats)")
-axes[1].plot(tokens_seen, icl, marker="o", color="tab:purple")
-axes[1].axhline(0, color="grey", lw=0.5)
-axes[1].set_ylabel(f"ICL score\n(loss@{late_pos} − loss@{early_pos})")
-top = set(fw.top_heads(final, 0.3)[:4])
-for layer in range(n_layers):
-    for head in range(n_heads):
-        is_top = (layer, head) in top
-        axes[2].plot(tokens_seen, prefix[:, layer, head], lw=2 if is_top else 0.8, alpha=1 if is_top else 0.4,
-                     color=None if is_top else ("tab:grey" if layer == 0 else "tab:olive"),
-                     label=fw.head_label(layer, head) if is_top else None)
-axes[2].set_ylabel("prefix-matching score")
-axes[2].set_xlabel("training tokens seen")
-axes[2].legend(title="final top heads", fontsize=8)
-for ax in axes:
-    ax.axvspan(tokens_seen[jump], tokens_seen[jump + 1], color="orange", alpha=0.2)
-    ax.set_xscale("log")
-axes[0].set_title("Shaded: the checkpoint interval where prefix matching rises the most")
-plt.show()
+plots.phase_change(tokens_seen, history["validation loss"], icl, prefix, top_heads(prefix[-1], 0.3)[:4],
+                   (jump, jump + 1), f"ICL score\n(loss@{late_pos} − loss@{early_pos})", name="phase_change")
 
 # %%
 same = abs(jump - drop) <= 1
@@ -151,17 +130,7 @@ say(f"The best prefix-matching score rises the most between steps {steps[jump]} 
 # — are predicted better.
 
 # %%
-fig, ax = plt.subplots(figsize=(9, 4.5))
-colors = plt.cm.viridis(np.linspace(0, 1, len(steps)))
-for i, step in enumerate(steps):
-    ax.plot(np.arange(1, position_losses.shape[1] + 1), position_losses[i], color=colors[i], lw=1,
-            label=f"step {step}" if i in (0, jump, jump + 1, len(steps) - 1) else None)
-ax.set_xscale("log")
-ax.set_xlabel("token position in the window")
-ax.set_ylabel("validation loss (nats)")
-ax.set_ylim(position_losses[-1].min() - 0.2, position_losses[len(steps) // 3:].max() + 0.3)
-ax.legend()
-plt.show()
+plots.loss_by_position(position_losses, steps, (0, jump, jump + 1, len(steps) - 1), name="loss_by_position")
 
 # %% [markdown]
 # ## What it means

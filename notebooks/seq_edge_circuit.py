@@ -32,17 +32,20 @@ ig_steps = 5            # interpolation steps of EAP-IG
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
 from shared.engine.circuit import Circuit
-from shared.engine.graph import Graph
-from shared.chapters.common import say
+from shared.engine.graph import Graph, split_edge
+from shared.engine.patching import edge_mask, path_patching, score_edge_masks
+from shared.plots.circuits import circuit_graph
 
 # grouped-query models get one key/value head per query head (same outputs), as edge methods need
-model, task_names = sc.start_chapter(model_name, task_names, seed, ungroup_kv=True, n_prompts=n_prompts,
-                                      threshold=threshold, ig_steps=ig_steps)
+ch = open_chapter("seq_edge_circuit", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
+                  threshold=threshold, ig_steps=ig_steps, seed=seed, ungroup_kv=True)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -63,8 +66,28 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, ungroup_kv=Tr
 # %%
 data = sc.load_tasks(model, task_names, n_prompts, seed)
 nodes = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
-edge_results = {t: sc.edge_circuit(model, data[t], nodes[t]["nodes"], threshold) for t in task_names}
-eap_results = {t: sc.eap_ig_edges(model, data[t], len(edge_results[t]["edges"]), steps=ig_steps) for t in task_names}
+graph = Graph.of(model)
+edge_circuits = {}
+for t in task_names:
+    batch, values, full = data[t].batch, sc.mean_values(model, data[t]), sc.full_score(model, data[t])
+    inside = set(nodes[t].nodes) | {"input", "logits"}
+    candidates = [e for e in graph.edges if set(split_edge(e)[:2]) <= inside]
+    effects = path_patching(model, batch, candidates, values=values)  # drop of the logit diff. per edge
+    ranked = sorted(candidates, key=lambda e: -effects[e])
+    # circuit of the top k edges for every k: every other edge of the model patched to its mean
+    keep = torch.stack([edge_mask(graph, ranked[:k]) for k in range(1, len(ranked) + 1)])
+    prefix_scores = score_edge_masks(model, batch, ~keep, values)
+    reached = (prefix_scores >= threshold * full).nonzero().flatten()
+    k = int(reached[0]) + 1 if len(reached) else len(ranked)  # the first prefix over the threshold
+    edge_circuits[t] = Circuit.from_edges(ranked[:k], scores=effects, method="path patching", full=full,
+                                          score=float(prefix_scores[k - 1]),
+                                          info={"threshold": threshold, "candidates": len(ranked)})
+eap_circuits = {t: sc.eap_ig_circuit(model, data[t], len(edge_circuits[t].edges), steps=ig_steps) for t in task_names}
+
+
+def percent(circuit):
+    """The circuit's logit difference in % of the intact model's."""
+    return 100 * circuit.score / circuit.full
 
 # %% [markdown]
 # ## Result
@@ -72,54 +95,46 @@ eap_results = {t: sc.eap_ig_edges(model, data[t], len(edge_results[t]["edges"]),
 # ### The path-patching edge circuits
 
 # %%
-graph = Graph.of(model)
-for t in task_names:
-    r = edge_results[t]
-    circuit = Circuit.from_edges(r["edges"], scores=r["effects"], method="path patching", score=r["percent"] / 100 * r["full"],
-                                 full=r["full"])
-    fig = circuit.figure(graph, title=f"{model_name}, {t}: {len(r['edges'])} edges keep {r['percent']:.0f}% "
-                                      f"(of {r['n_candidates']} edges in the node circuit)")
-    plt.show()
+for t, c in edge_circuits.items():
+    circuit_graph(c, graph, title=f"{model_name}, {t}: {len(c.edges)} edges keep {percent(c):.0f}% "
+                                  f"(of {c.info['candidates']} edges in the node circuit)", name=f"edges_{t}")
 
 # %%
 def port_counts(edges):
     counts = {"q": 0, "k": 0, "v": 0, "MLP/logits": 0}
     for e in edges:
-        port = e.rsplit(":", 1)[1] if ":" in e.split("->")[1] else None
-        counts[port or "MLP/logits"] += 1
+        counts[split_edge(e)[2] or "MLP/logits"] += 1
     return counts
 
 
-summary = pd.DataFrame({t: dict(node_circuit=nodes[t]["size"], candidate_edges=edge_results[t]["n_candidates"],
-                                edges=len(edge_results[t]["edges"]), percent=round(edge_results[t]["percent"], 1),
-                                **port_counts(edge_results[t]["edges"])) for t in task_names}).T
+summary = pd.DataFrame({t: dict(node_circuit=nodes[t].size, candidate_edges=c.info["candidates"],
+                                edges=len(c.edges), percent=round(percent(c), 1), **port_counts(c.edges))
+                        for t, c in edge_circuits.items()}).T
 summary
 
 # %%
 say("\n".join(
-    f"* **{t}**: {len(r['edges'])} of the {r['n_candidates']} edges inside the node circuit keep {r['percent']:.0f}% of "
-    f"the logit difference; the strongest are " + ", ".join(f"`{e}` ({r['effects'][e]:.2f})" for e in r["edges"][:3])
-    + "." for t, r in edge_results.items()))
+    f"* **{t}**: {len(c.edges)} of the {c.info['candidates']} edges inside the node circuit keep {percent(c):.0f}% of "
+    f"the logit difference; the strongest are " + ", ".join(f"`{e}` ({c.scores[e]:.2f})" for e in c.edges[:3])
+    + "." for t, c in edge_circuits.items()))
 
 # %% [markdown]
 # ### Path patching versus EAP-IG at the same size
 
 # %%
 compare = pd.DataFrame({t: dict(
-    edges=len(edge_results[t]["edges"]),
-    path_patching_percent=round(edge_results[t]["percent"], 1),
-    eap_ig_percent=round(eap_results[t]["percent"], 1),
-    edge_jaccard=round(sc.jaccard(edge_results[t]["edges"], eap_results[t]["edges"]), 2),
-    node_jaccard=round(sc.jaccard(Circuit.from_edges(edge_results[t]["edges"]).nodes,
-                                  Circuit.from_edges(eap_results[t]["edges"]).nodes), 2),
+    edges=len(edge_circuits[t].edges),
+    path_patching_percent=round(percent(edge_circuits[t]), 1),
+    eap_ig_percent=round(percent(eap_circuits[t]), 1),
+    edge_jaccard=round(sc.jaccard(edge_circuits[t].edges, eap_circuits[t].edges), 2),
+    node_jaccard=round(sc.jaccard(edge_circuits[t].nodes, eap_circuits[t].nodes), 2),
 ) for t in task_names}).T
 compare
 
 # %%
 t0 = task_names[0]
-fig = Circuit.from_edges(eap_results[t0]["edges"], scores=eap_results[t0]["scores"], method="EAP-IG").figure(
-    graph, title=f"{model_name}, {t0}: top {len(eap_results[t0]['edges'])} EAP-IG edges keep {eap_results[t0]['percent']:.0f}%")
-plt.show()
+circuit_graph(eap_circuits[t0], graph, name="eap_ig_edges",
+              title=f"{model_name}, {t0}: top {len(eap_circuits[t0].edges)} EAP-IG edges keep {percent(eap_circuits[t0]):.0f}%")
 
 # %%
 say("\n".join(

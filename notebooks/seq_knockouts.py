@@ -30,12 +30,13 @@ n_prompts = 48          # prompts per task (only prompts the model answers corre
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
-
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
-from shared.chapters.common import say
+from shared.engine.ablation import knockout_sweep
+from shared.plots import sequences as plots
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts)
+ch = open_chapter("seq_knockouts", model_name=model_name, task_names=task_names, n_prompts=n_prompts, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -53,8 +54,8 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_p
 
 # %%
 data = sc.load_tasks(model, task_names, n_prompts, seed)
-results = sc.knockouts(model, data)
-table = sc.knockout_table(results)
+results = {t: knockout_sweep(model, d.batch, values=sc.mean_values(model, d)) for t, d in data.items()}
+table = sc.knockout_table(results)  # drop of the logit difference in % of the intact model's
 for t, r in results.items():
     print(f"{t}: intact logit difference {r.full:.2f}")
 
@@ -62,8 +63,7 @@ for t, r in results.items():
 # ## Result
 
 # %%
-fig = sc.knockout_bars(table, title=f"{model_name}: knocking out one node")
-plt.show()
+plots.knockout_bars(table, title=f"{model_name}: knocking out one node", name="knockouts")
 
 # %%
 ranked = {t: table[t].sort_values(ascending=False) for t in table.columns}

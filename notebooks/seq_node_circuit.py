@@ -30,12 +30,13 @@ threshold = 0.8         # the circuit must keep this share of the intact model's
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
-
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
-from shared.chapters.common import say
+from shared.plots import sequences as plots
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts, threshold=threshold)
+ch = open_chapter("seq_node_circuit", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
+                  threshold=threshold, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -62,33 +63,23 @@ table
 
 # %%
 order = sc.node_order(model)
-fig = sc.membership_figure({t: c["nodes"] for t, c in circuits.items()}, order,
-                           title=f"{model_name}: node circuits at {threshold:.0%} of the logit difference")
-plt.show()
+plots.circuit_membership({t: c.nodes for t, c in circuits.items()}, order,
+                         title=f"{model_name}: node circuits at {threshold:.0%} of the logit difference",
+                         name="membership")
 
 # %%
-fig, ax = plt.subplots(figsize=(6, 3))
-x = range(len(circuits))
-ax.bar([i - 0.2 for i in x], [c["percent"] for c in circuits.values()], width=0.4, label="prompts it was found on")
-ax.bar([i + 0.2 for i in x], [c["heldout_percent"] for c in circuits.values()], width=0.4, label="fresh prompts")
-ax.axhline(100 * threshold, color="black", ls="--", lw=0.8, label="threshold")
-ax.set_xticks(list(x), [f"{t}\n({c['size']} nodes)" for t, c in circuits.items()])
-ax.set_ylabel("circuit logit diff.\n(% of intact model)")
-ax.legend(fontsize=8, loc="lower right")
-ax.set_title("How much of the behaviour each circuit keeps")
-fig.tight_layout()
-plt.show()
+plots.circuit_scores(circuits, threshold, title="How much of the behaviour each circuit keeps", name="circuit_scores")
 
 # %%
-n_total = next(iter(circuits.values()))["n_components"]
+n_total = next(iter(circuits.values())).n_components
 say("\n".join(
-    f"* **{t}**: {c['size']} of {n_total} nodes — {', '.join(f'`{n}`' for n in c['nodes'])} — keep "
-    f"{c['percent']:.0f}% of the logit difference ({c['score']:.2f} of {c['full']:.2f}) on the "
-    f"{c['n_prompts']} prompts they were found on and {c['heldout_percent']:.0f}% on fresh prompts."
+    f"* **{t}**: {c.size} of {n_total} nodes — {', '.join(f'`{n}`' for n in c.nodes)} — keep "
+    f"{c.percent:.0f}% of the logit difference ({c.score:.2f} of {c.full:.2f}) on the "
+    f"{c.n_prompts} prompts they were found on and {c.heldout_percent:.0f}% on fresh prompts."
     for t, c in circuits.items()))
-shared_nodes = sc.common_nodes({t: c["nodes"] for t, c in circuits.items()}, order)
+shared_nodes = sc.common_nodes({t: c.nodes for t, c in circuits.items()}, order)
 say(f"Nodes in every task's circuit: {', '.join(f'`{n}`' for n in shared_nodes) or 'none'} "
-    f"({len(shared_nodes)} of the {len(set().union(*[c['nodes'] for c in circuits.values()]))} nodes used by any task).")
+    f"({len(shared_nodes)} of the {len(set().union(*[c.nodes for c in circuits.values()]))} nodes used by any task).")
 
 # %% [markdown]
 # ## What it means

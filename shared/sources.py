@@ -113,10 +113,21 @@ def module_closure(start: Iterable[str], root: Path = DEFAULT_ROOT) -> list[str]
             continue
         seen.add(name)
         path = module_file(name, root)
-        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}
-        todo += sorted((imports_of(path.read_text(), package, str(path), root) | parents) - seen)
+        todo += sorted((_module_imports(name, path, root) | parents) - seen)
     return sorted(seen)
+
+
+_IMPORTS: dict[tuple[Path, int, int, Path], frozenset[str]] = {}
+
+
+def _module_imports(name: str, path: Path, root: Path) -> frozenset[str]:
+    stat = path.stat()
+    key = (path, stat.st_mtime_ns, stat.st_size, root)
+    if key not in _IMPORTS:
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        _IMPORTS[key] = frozenset(imports_of(path.read_text(), package, str(path), root))
+    return _IMPORTS[key]
 
 
 def file_closure(path: Path, root: Path = DEFAULT_ROOT) -> list[str]:
@@ -178,7 +189,7 @@ def notebook_parameters(path: Path) -> dict[str, object]:
             if isinstance(target, ast.Name):
                 try:
                     out[target.id] = ast.literal_eval(node.value) if node.value is not None else None
-                except ValueError:
+                except (ValueError, TypeError, SyntaxError):
                     out[target.id] = None
     return out
 

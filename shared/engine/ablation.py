@@ -111,6 +111,28 @@ def node_mask(graph: Graph, ablated: Iterable[str]) -> torch.Tensor:
     return mask
 
 
+def mask_rows(masks: Any, width: int, what: str) -> torch.Tensor:
+    """Candidate masks as a boolean ``[C, width]`` tensor (one row may be given as a vector)."""
+    masks = torch.as_tensor(masks, dtype=torch.bool)
+    if masks.dim() == 1:
+        masks = masks.unsqueeze(0)
+    if masks.shape[1] != width:
+        raise ParameterError(f"{what} masks need {width} columns, got {masks.shape[1]}.")
+    return masks
+
+
+def start_chunks(touched: torch.Tensor, layer_of: torch.Tensor, n_layers: int,
+                 per_chunk: int) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The first layer each candidate changes (``touched`` [C, columns], ``layer_of`` each column's
+    layer; ``n_layers`` when it changes nothing) and the candidates grouped by that layer in chunks of
+    at most ``per_chunk``, so that each chunk is re-run together from its start layer."""
+    never = torch.full_like(touched, n_layers + 1, dtype=torch.long)
+    starts = torch.where(touched, layer_of.expand_as(touched), never).min(1).values.clamp(max=n_layers)
+    order = torch.argsort(starts, stable=True)
+    groups = [order[starts[order] == s] for s in torch.unique(starts)]
+    return starts, [g[i:i + per_chunk] for g in groups for i in range(0, len(g), per_chunk)]
+
+
 def _check_values(values: Values, n: int, pos: int) -> None:
     t = values.z[0]
     if t.shape[0] not in (1, n) or t.shape[1] not in (1, pos):
@@ -131,11 +153,7 @@ def score_node_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
     """
     metric = resolve(metric)
     graph = Graph.of(bridge)
-    masks = torch.as_tensor(masks, dtype=torch.bool)
-    if masks.dim() == 1:
-        masks = masks.unsqueeze(0)
-    if masks.shape[1] != len(graph.components):
-        raise ParameterError(f"Node masks need {len(graph.components)} columns, got {masks.shape[1]}.")
+    masks = mask_rows(masks, len(graph.components), "Node")
     n, pos = batch.clean.shape
     _check_values(values, n, pos)
     base = record(bridge, batch.clean) if base is None else base
@@ -146,13 +164,8 @@ def score_node_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
     if positions is not None:
         pos_mask = torch.zeros(pos, dtype=torch.bool, device=dev)
         pos_mask[torch.as_tensor(positions, device=dev)] = True
-    big = graph.n_layers
-    starts = torch.where(masks, layer_of.expand_as(masks), torch.full_like(masks, big, dtype=torch.long)).min(1).values
+    starts, chunks = start_chunks(masks, layer_of, graph.n_layers, max(1, max_rows // n))
     out = torch.empty(masks.shape[0], n) if per_prompt else torch.empty(masks.shape[0])
-    per_chunk = max(1, max_rows // n)
-    order = torch.argsort(starts, stable=True)
-    groups = [order[starts[order] == s] for s in torch.unique(starts)]
-    chunks = [g[i:i + per_chunk] for g in groups for i in range(0, len(g), per_chunk)]
     H = graph.n_heads
     for idx in tqdm(chunks, desc="node candidates", disable=not progress, leave=False):
         sub = masks[idx].to(dev)
@@ -221,19 +234,25 @@ def knockout_sweep(bridge: Any, batch: PromptBatch, metric: "Metric | str | None
     """Knock out every head and MLP (or ``nodes``) one at a time; return the metric for each."""
     graph = Graph.of(bridge)
     nodes = list(graph.components) if nodes is None else graph.check_nodes(nodes)
-    if not nodes:
-        raise ParameterError("The knockout sweep got an empty list of nodes.")
+    masks = [node_mask(graph, [n]) for n in nodes]
     values = ablation_values(bridge, batch, ablation) if values is None else values
-    base = record(bridge, batch.clean)
-    masks = torch.stack([node_mask(graph, [n]) for n in nodes])
-    full = float(score_node_masks(bridge, batch, torch.zeros(1, len(graph.components), dtype=torch.bool),
-                                  values, metric, base=base)[0])
-    scores = score_node_masks(bridge, batch, masks, values, metric, base=base, positions=positions,
-                              progress=progress)
+    full, scores = one_at_a_time(score_node_masks, bridge, batch, masks, values, metric, "The knockout sweep",
+                                 positions=positions, progress=progress)
     return KnockoutResult(nodes, scores, full, values.kind)
 
 
+def one_at_a_time(score_masks: Callable, bridge: Any, batch: PromptBatch, masks: list[torch.Tensor], values: Values,
+                  metric: "Metric | str | None", caller: str, **kw: Any) -> tuple[float, torch.Tensor]:
+    """The metric of the intact run and with each of ``masks`` alone (``score_masks`` is
+    :func:`score_node_masks` or the edge version), from one recorded clean run."""
+    if not masks:
+        raise ParameterError(f"{caller} got an empty list to score.")
+    rows = torch.stack([torch.zeros_like(masks[0])] + list(masks))
+    out = score_masks(bridge, batch, rows, values, metric, base=record(bridge, batch.clean), **kw)
+    return float(out[0]), out[1:]
+
+
 __all__ = [
-    "ABLATIONS", "KnockoutResult", "ablation_values", "knockout_sweep", "mean_values", "node_mask",
-    "score_circuit_nodes", "score_node_masks", "zero_values",
+    "ABLATIONS", "KnockoutResult", "ablation_values", "knockout_sweep", "mask_rows", "mean_values", "node_mask",
+    "one_at_a_time", "score_circuit_nodes", "score_node_masks", "start_chunks", "zero_values",
 ]

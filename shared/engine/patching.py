@@ -15,7 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from shared.engine.ablation import ablation_values, node_mask, score_node_masks
+from shared.engine.ablation import ablation_values, mask_rows, node_mask, one_at_a_time, score_node_masks, start_chunks
 from shared.engine.runs import Activations, Values, final_residual, norm_module, record, stacked_weights
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
@@ -116,25 +116,15 @@ def score_edge_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
     metric = resolve(metric)
     check_edge_support(bridge)
     graph = Graph.of(bridge)
-    masks = torch.as_tensor(masks, dtype=torch.bool)
-    if masks.dim() == 1:
-        masks = masks.unsqueeze(0)
-    if masks.shape[1] != len(graph.edges):
-        raise ParameterError(f"Edge masks need {len(graph.edges)} columns, got {masks.shape[1]}.")
+    masks = mask_rows(masks, len(graph.edges), "Edge")
     idx_tables = _EdgeIndex.of(graph)
     base = record(bridge, batch.clean) if base is None else base
     n, pos = batch.clean.shape
     recv_layer = torch.tensor([idx_tables.receiver_layer(i) for i in range(len(idx_tables.receivers))])
     sr_all = idx_tables.sender_receiver_mask(masks)  # [C, S, R]
     touched = sr_all.any(1)  # [C, R]
-    big = graph.n_layers + 1
-    starts = torch.where(touched, recv_layer.expand_as(touched), torch.full_like(touched, big, dtype=torch.long)).min(1).values
-    starts = starts.clamp(max=graph.n_layers)
+    starts, chunks = start_chunks(touched, recv_layer, graph.n_layers, max(1, max_rows // n))
     out = torch.empty(masks.shape[0], n) if per_prompt else torch.empty(masks.shape[0])
-    per_chunk = max(1, max_rows // n)
-    order = torch.argsort(starts, stable=True)
-    groups = [order[starts[order] == s] for s in torch.unique(starts)]
-    chunks = [g[i:i + per_chunk] for g in groups for i in range(0, len(g), per_chunk)]
     for idx in tqdm(chunks, desc="edge candidates", disable=not progress, leave=False):
         start = int(starts[idx[0]])
         sr = sr_all[idx].to(base.resid[0].device)
@@ -270,14 +260,10 @@ def path_patching(bridge: Any, batch: PromptBatch, edges: Optional[Sequence[str]
     return the metric's drop from the clean value for each edge (positive = the edge helps)."""
     graph = Graph.of(bridge)
     edges = list(graph.edges) if edges is None else graph.check_edges(edges)
-    if not edges:
-        raise ParameterError("Path patching got an empty list of edges.")
+    masks = [edge_mask(graph, [e]) for e in edges]
     values = ablation_values(bridge, batch, ablation) if values is None else values
-    base = record(bridge, batch.clean)
-    clean = float(score_edge_masks(bridge, batch, torch.zeros(1, len(graph.edges), dtype=torch.bool), values,
-                                   metric, base=base)[0])
-    masks = torch.stack([edge_mask(graph, [e]) for e in edges])
-    scores = score_edge_masks(bridge, batch, masks, values, metric, base=base, progress=progress)
+    clean, scores = one_at_a_time(score_edge_masks, bridge, batch, masks, values, metric, "Path patching",
+                                  progress=progress)
     return {e: clean - float(s) for e, s in zip(edges, scores)}
 
 

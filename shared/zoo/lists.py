@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-
-from shared.tasks.lists import accuracy, check_task, make_data, test_set, training_lengths
+from shared.analysis.answer import accuracy
+from shared.tasks.lists import check_task, make_data, test_set, training_lengths
 from shared.zoo.registry import Checkpoints, LocalModel, local_models, register_local_model
 from shared.zoo.train import train_loop
 
@@ -27,7 +27,7 @@ def train_algorithmic(bridge: Any, recipe: dict[str, Any], checkpoints: Checkpoi
                          recipe.get("repeats", False), seed=recipe["seed"] * 1_000_003 + step, width=width)
         return data.tokens, data.mask()
 
-    held_out = test_set(recipe, count=500)
+    held_out = test_set(recipe, count=500).prompts()
     curve: list[tuple[int, float]] = []
     every = max(1, recipe["steps"] // 25)
 
@@ -39,7 +39,7 @@ def train_algorithmic(bridge: Any, recipe: dict[str, Any], checkpoints: Checkpoi
                         warmup=recipe.get("warmup", 100), seed=recipe["seed"], on_step=on_step,
                         desc=f"training {recipe['task']}")
     stride = max(1, len(losses) // 200)
-    test = test_set(recipe)
+    test = test_set(recipe).prompts()
     return {
         "loss_curve": [[i + 1, float(sum(losses[i:i + stride]) / len(losses[i:i + stride]))]
                        for i in range(0, len(losses), stride)],

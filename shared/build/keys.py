@@ -1,0 +1,130 @@
+"""The build key: what a chapter's executed notebook depends on. A chapter re-executes only when one
+of these parts changes:
+
+* ``notebook`` — the chapter's ``.py`` source;
+* ``parameters`` — the parameters it runs with;
+* ``code`` — the ``shared`` modules its notebook imports, followed transitively
+  (:mod:`shared.sources`; comments and layout do not count);
+* ``models`` — the checkpoint files of the local zoo models its parameters name (``model_name``,
+  ``*_model_name``, ``compare_with``, ``models``), hashed by content once per run;
+* ``config`` — ``_config.yml``;
+* ``packages`` — the installed versions of torch and transformer-lens.
+
+The key and its parts are stored in the executed notebook's metadata, so the build can say which
+part changed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+from shared.build.layout import Layout
+from shared.chapters.registry import ChapterEntry
+from shared.sources import file_closure, source_digest
+from shared.zoo.registry import local_model_dir, local_models
+
+PACKAGES = ("torch", "transformer-lens")
+MODEL_PARAMETERS = ("model_name", "compare_with", "models")  # and every ``*_model_name``
+PARTS = ("notebook", "parameters", "code", "models", "config", "packages")
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _json_sha(obj: Any) -> str:
+    return _sha(json.dumps(obj, sort_keys=True, default=str).encode())
+
+
+def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str]:
+    """Installed version of each distribution (``"missing"`` when it is not installed)."""
+    out = {}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "missing"
+    return out
+
+
+def model_names(params: dict[str, Any]) -> list[str]:
+    """The local zoo models named by the model parameters in ``params`` (pretrained and planted
+    names are left out: their weights are not files of this repository)."""
+    local = local_models()
+    names: list[str] = []
+    for key, value in params.items():
+        if key in MODEL_PARAMETERS or key.endswith("_model_name"):
+            for name in value if isinstance(value, list) else [value]:
+                if isinstance(name, str) and name in local and name not in names:
+                    names.append(name)
+    return names
+
+
+_FOLDER_DIGESTS: dict[str, str] = {}
+
+
+def folder_digest(folder: Path) -> str:
+    """SHA-256 over every file under ``folder`` (relative path and content), cached for this run."""
+    folder = Path(folder)
+    if str(folder) not in _FOLDER_DIGESTS:
+        digest = hashlib.sha256()
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+            with path.open("rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            digest.update(b"\0")
+        _FOLDER_DIGESTS[str(folder)] = digest.hexdigest()
+    return _FOLDER_DIGESTS[str(folder)]
+
+
+def model_digest(name: str) -> str:
+    """Content hash of a local model's cache folder (weights, saved steps, config, metrics). A model
+    missing from the cache is trained first, as the chapter would do."""
+    return folder_digest(local_model_dir(name))
+
+
+def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> dict[str, str]:
+    """The hash of each part of ``chapter``'s build key (see the module docstring)."""
+    modules = file_closure(chapter.notebook, layout.root)
+    return {
+        "notebook": _sha(chapter.notebook.read_bytes()),
+        "parameters": _json_sha(params),
+        "code": source_digest(modules, layout.root),
+        "models": _json_sha({name: model_digest(name) for name in model_names(params)}),
+        "config": _sha(layout.config.read_bytes()) if layout.config.exists() else "",
+        "packages": _json_sha(package_versions()),
+    }
+
+
+def build_key(parts: dict[str, str]) -> str:
+    """One short key from the parts."""
+    return _json_sha(parts)[:20]
+
+
+def stored_metadata(path: Path) -> dict[str, Any]:
+    """The build's metadata in an executed notebook (empty when missing or unreadable)."""
+    if not path.exists():
+        return {}
+    try:
+        return json.loads(path.read_text()).get("metadata", {}).get("circuits_book", {}) or {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def stored_key(path: Path) -> Optional[str]:
+    """The build key stored in an executed notebook, or ``None``."""
+    return stored_metadata(path).get("build_key")
+
+
+def changed_parts(old: dict[str, Any], parts: dict[str, str]) -> list[str]:
+    """Which parts differ from those stored in ``old`` (all of them when none were stored)."""
+    before = old.get("key_parts") or {}
+    return [name for name in PARTS if before.get(name) != parts.get(name)]
+
+
+__all__ = ["MODEL_PARAMETERS", "PACKAGES", "PARTS", "build_key", "changed_parts", "folder_digest", "key_parts",
+           "model_digest", "model_names", "package_versions", "stored_key", "stored_metadata"]

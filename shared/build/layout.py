@@ -1,0 +1,48 @@
+"""Where the build reads and writes, gathered in one object so a test can point the whole build at a
+temporary book, and the build's error type."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.errors import BookError
+from shared.paths import REPO_ROOT
+
+
+class BuildError(BookError):
+    """A chapter failed or the build was asked for something that does not exist."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The files of one book: ``root`` holds ``shared/`` (whose sources key the chapters),
+    ``registry`` the chapter registry, ``book`` the executed chapters and pages, ``toc`` the
+    generated table of contents, ``figures`` the exported figures, ``config`` jupyter-book's settings."""
+
+    root: Path
+    registry: Path
+    book: Path
+    toc: Path
+    figures: Path
+    config: Path
+
+    @classmethod
+    def at(cls, root: Path) -> "Layout":
+        return cls(root, root / "notebooks" / "chapters.yml", root / "book", root / "_toc.yml",
+                   root / "figures", root / "_config.yml")
+
+    def output(self, chapter: str) -> Path:
+        """Where chapter ``chapter`` is executed to."""
+        return self.book / f"{chapter}.ipynb"
+
+    def relative(self, path: Path) -> str:
+        """``path`` relative to the root when it is inside it (for messages)."""
+        try:
+            return Path(path).relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+LAYOUT = Layout.at(REPO_ROOT)  # the checkout's book; tests replace it
+
+__all__ = ["LAYOUT", "BuildError", "Layout"]

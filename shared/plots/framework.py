@@ -1,0 +1,127 @@
+"""Figures of the framework chapters (zero, one and two attention layers; induction across
+training), built from the vocabulary in :mod:`shared.plots.figures`."""
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.lines import Line2D
+
+from shared.analysis.weights import Composition
+from shared.engine.graph import head_name
+from shared.plots.figures import WIDTH, finish, head_heatmap
+
+COPYING, SUPPRESSING = "tab:green", "tab:red"
+
+
+def bigram_fit(panels: Mapping[str, tuple[np.ndarray, np.ndarray, float]], name: Optional[str] = None) -> Any:
+    """One hexbin panel per model: corpus bigram log-probability (x) against the direct path's
+    log-probability (y) for the same token pairs, with the correlation ``r`` in the title."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 3.6), sharex=True, sharey=True, squeeze=False)
+    for ax, (model, (x, y, r)) in zip(axes[0], panels.items()):
+        ax.hexbin(x, y, gridsize=50, bins="log", cmap="viridis", mincnt=1)
+        lim = [min(x.min(), y.min()), 0]
+        ax.plot(lim, lim, color="red", lw=1, label="y = x")
+        ax.set_title(f"{model} (r = {r:.2f})")
+        ax.set_xlabel("corpus log P(next | current)")
+        ax.legend(loc="upper left")
+    axes[0, 0].set_ylabel("direct path log-probability")
+    fig.suptitle("Direct path against corpus bigrams (colour: log count of token pairs)")
+    return finish(fig, name)
+
+
+def ov_eigenvalues(eigenvalues: Mapping[str, torch.Tensor], copying: Sequence[float], columns: int = 4,
+                   name: Optional[str] = None) -> Any:
+    """Each head's OV-circuit eigenvalues in the complex plane, the modulus scaled to the head's
+    largest and cube-rooted so that small eigenvalues stay visible; green where the copying score
+    is positive, red where it is negative."""
+    n = len(eigenvalues)
+    cols = min(columns, n)
+    rows = (n + cols - 1) // cols
+    size = WIDTH / cols
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, size * rows + 0.6), squeeze=False)
+    for ax, (head, e), score in zip(axes.flat, eigenvalues.items(), copying):
+        e = e.numpy()
+        e = np.exp(1j * np.angle(e)) * np.cbrt(np.abs(e) / np.abs(e).max())
+        ax.scatter(e.real, e.imag, s=10, alpha=0.8, color=COPYING if score > 0 else SUPPRESSING)
+        ax.axhline(0, color="grey", lw=0.5)
+        ax.axvline(0, color="grey", lw=0.5)
+        ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xticks=[-1, 0, 1], yticks=[-1, 0, 1], aspect="equal")
+        ax.set_title(f"{head}: copying {float(score):+.2f}")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    handles = [Line2D([], [], marker="o", ls="", color=c, label=t)
+               for c, t in ((COPYING, "copying score > 0"), (SUPPRESSING, "copying score < 0"))]
+    fig.legend(handles=handles, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("OV-circuit eigenvalues (real against imaginary part, modulus rescaled)")
+    return finish(fig, name)
+
+
+def composition(comp: Composition, baseline: float, name: Optional[str] = None) -> Any:
+    """Q-, K- and V-composition scores, one panel each: later heads (rows) reading earlier heads (columns)."""
+    panels = {f"{kind}-composition": comp.grid(kind) for kind in "QKV"}
+    return head_heatmap(panels, title=f"Composition scores (random baseline {baseline:.2f})", vmin=0,
+                        cmap="viridis", label="composition score", xlabel="earlier head (writes)",
+                        ylabel="later head (reads)", xticklabels=comp.earlier, yticklabels=comp.later, name=name)
+
+
+def phase_change(tokens_seen: np.ndarray, validation_loss: Sequence[float], icl: Sequence[float],
+                 prefix: torch.Tensor, top: Sequence[str], interval: tuple[int, int], icl_label: str,
+                 name: Optional[str] = None) -> Any:
+    """Validation loss, ICL score and every head's prefix-matching score ([checkpoint, layer, head])
+    over training tokens, with the checkpoint interval ``interval`` (indices) shaded; heads in
+    ``top`` are drawn thick and named, the others thin in one colour per layer group."""
+    fig, axes = plt.subplots(3, 1, figsize=(WIDTH, 7.5), sharex=True)
+    axes[0].plot(tokens_seen, validation_loss, marker="o", ms=4)
+    axes[0].set_ylabel("validation loss (nats)")
+    axes[1].plot(tokens_seen, icl, marker="o", ms=4, color="tab:purple")
+    axes[1].axhline(0, color="grey", lw=0.5)
+    axes[1].set_ylabel(icl_label)
+    others = {0: ("tab:grey", "other layer-0 heads"), 1: ("tab:olive", "other later heads")}
+    labelled: set[int] = set()
+    for layer in range(prefix.shape[1]):
+        for head in range(prefix.shape[2]):
+            label = head_name(layer, head)
+            if label in top:
+                axes[2].plot(tokens_seen, prefix[:, layer, head], lw=2, label=label)
+                continue
+            group = min(layer, 1)
+            colour, text = others[group]
+            axes[2].plot(tokens_seen, prefix[:, layer, head], lw=0.8, alpha=0.5, color=colour,
+                         label=None if group in labelled else text)
+            labelled.add(group)
+    axes[2].set_ylabel("prefix-matching score")
+    axes[2].set_xlabel("training tokens seen")
+    axes[2].legend(title="heads (thick: final top heads)", ncol=2)
+    lo, hi = interval
+    for ax in axes:
+        ax.axvspan(tokens_seen[lo], tokens_seen[hi], color="orange", alpha=0.2)
+        ax.set_xscale("log")
+        ax.grid(alpha=0.3)
+    axes[0].set_title("Shaded: the checkpoint interval where prefix matching rises the most")
+    return finish(fig, name, vector=True)
+
+
+def loss_by_position(position_losses: torch.Tensor, steps: Sequence[int], labelled: Sequence[int],
+                     name: Optional[str] = None) -> Any:
+    """Validation loss at each token position, one curve per checkpoint ([checkpoint, pos]),
+    coloured from early (dark) to late (yellow) checkpoints; checkpoints at indices ``labelled``
+    are named in the legend. The y range leaves out the flat early curves' top."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
+    colours = plt.cm.viridis(np.linspace(0, 1, len(steps)))
+    positions = np.arange(1, position_losses.shape[1] + 1)
+    for i, step in enumerate(steps):
+        ax.plot(positions, position_losses[i], color=colours[i], lw=1,
+                label=f"step {step}" if i in labelled else None)
+    ax.set_xscale("log")
+    ax.set_xlabel("token position in the window")
+    ax.set_ylabel("validation loss (nats)")
+    ax.set_ylim(float(position_losses[-1].min()) - 0.2, float(position_losses[len(steps) // 3:].max()) + 0.3)
+    ax.legend(title="checkpoint")
+    ax.grid(alpha=0.3)
+    return finish(fig, name, vector=True)
+
+
+__all__ = ["bigram_fit", "composition", "loss_by_position", "ov_eigenvalues", "phase_change"]
