@@ -23,25 +23,37 @@ if "google.colab" in sys.modules:
     get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
-task = "median"
 n = 9             # longest training list (lists of 2..n values are trained)
 V = 32            # values are 0..V-1
 n_layers = 2
 attn_only = False
 seed = 0
 steps = 4000      # training steps (changing any of these trains a new model on first use)
-n_prompts = 2000 # held-out lists analysed
+n_prompts = 2000  # held-out lists analysed
 compare_with = ["median-1l-mlp"]  # other zoo models summarised at the end
 
 # %%
 import numpy as np
+import pandas as pd
+import torch
 from IPython.display import display
-from shared.tasks import lists as alg
-from shared.chapters import algorithmic as chapter
-from shared.chapters.common import say
 
-model_name, recipe, model = chapter.start_chapter(task, "median", n=n, V=V, n_layers=n_layers, attn_only=attn_only,
-                                                  seed=seed, steps=steps, n_prompts=n_prompts)
+from shared.analysis.answer import (accuracy, answer_accuracy, answer_attention, answer_scores,
+                                    direct_logit_attribution, ov_by_source)
+from shared.analysis.stats import ov_diagonal_argmax_share
+from shared.chapters import lists as chapter
+from shared.chapters import open_chapter, say
+from shared.engine.ablation import knockout_sweep, mean_values, node_mask, score_node_masks
+from shared.engine.graph import Graph, mlp_name, parse_node
+from shared.plots import lists as plots
+from shared.tasks.lists import test_set
+from shared.zoo.registry import model_metrics
+
+ch = open_chapter("algorithmic_median", n=n, V=V, n_layers=n_layers, attn_only=attn_only, steps=steps,
+                  n_prompts=n_prompts, compare_with=compare_with, seed=seed)
+model_name, recipe, model = chapter.task_model("median", ch.params)
+graph = Graph.of(model)
+heads, layers, last = graph.heads(), range(graph.n_layers), graph.n_layers - 1
 
 # %% [markdown]
 # ## The task and the held-out split
@@ -52,35 +64,43 @@ model_name, recipe, model = chapter.start_chapter(task, "median", n=n, V=V, n_la
 # so a held-out list is never a reordering of a training list.
 
 # %%
-data = alg.test_set(recipe, count=n_prompts)
+data = test_set(recipe, count=n_prompts)
+batch = data.prompts()  # the lists as a PromptBatch: the answer is scored at SEP
 chapter.show_data(recipe, data, seed)
 
 # %% [markdown]
 # ## Training
 
 # %%
-acc = chapter.show_training(model, model_name, recipe, data)
+metrics = model_metrics(model_name)
+plots.training_curves(metrics, title=model_name, name="training")
+acc = accuracy(model, batch)
+say(chapter.training_text(recipe, metrics, acc, len(data)))
 
 # %% [markdown]
 # ## Which components matter?
 #
-# Mean ablation of each head and MLP (accuracy lost), and the exact split of the answer's logit
-# (minus the mean logit over values) into direct contributions.
+# Mean ablation of each head and MLP (its output replaced by its average at that position over the
+# held-out lists; accuracy lost), then of all heads of a layer at once, and the exact split of the
+# answer's logit (minus the mean logit over values) into direct contributions.
 
 # %%
-summary = alg.circuit_summary(model, data)
-abl = summary["ablation"]
-dla = alg.direct_logit_attribution(model, data)
-alg.plot_components(dla, abl, title=model_name)
-layers = range(model.cfg.n_layers)
-heads = {l: [(l, h) for h in range(model.cfg.n_heads)] for l in layers}
-grouped = alg.group_ablation(model, data, {f"all layer-{l} heads": heads[l] for l in layers})
+means = mean_values(model, data.tokens, per_position=True)  # each node's mean output at each position
+knockout = knockout_sweep(model, batch, answer_accuracy, values=means, progress=False)
+dla = direct_logit_attribution(model, batch, n_values=data.V)
+plots.components(dla, knockout, title=model_name, name="components")
+layer_masks = torch.stack([node_mask(graph, graph.heads(l)) for l in layers])  # every head of one layer
+grouped = pd.Series(score_node_masks(model, batch, layer_masks, means, answer_accuracy).tolist(),
+                    index=[f"all layer-{l} heads" for l in layers], name="accuracy")
 display(grouped.to_frame())
-say(f"No single head is indispensable: the largest drop from one head is {abl.loc[[i for i in abl.index if i[0] == 'L'], 'drop'].max():.1%} "
-    f"({abl.loc[[i for i in abl.index if i[0] == 'L'], 'drop'].idxmax()}), but ablating whole layers of heads leaves "
+summary = chapter.circuit_summary(model, data, knockout=knockout)
+drops = knockout.as_dict()
+head_drops = {h: drops[h] for h in heads}
+say(f"No single head is indispensable: the largest drop from one head is {max(head_drops.values()):.1%} "
+    f"({max(head_drops, key=head_drops.get)}), but ablating whole layers of heads leaves "
     + ", ".join(f"{k}: {v:.1%}" for k, v in grouped.items()) + " accuracy. "
-    + (f"The MLPs matter most: " + ", ".join(f"{c} ablated costs {abl.loc[c, 'drop']:.1%}" for c in abl.index if c.startswith("MLP"))
-       + ". " if not attn_only else "")
+    + ("The MLPs matter most: " + ", ".join(f"{c} ablated costs {drops[c]:.1%}" for c in drops
+                                            if parse_node(c).kind == "mlp") + ". " if not attn_only else "")
     + f"The largest direct contributor to the answer logit is **{dla.idxmax()}** ({dla.max():.1f} of {dla.sum():.1f}).")
 
 # %% [markdown]
@@ -93,20 +113,17 @@ say(f"No single head is indispensable: the largest drop from one head is {abl.lo
 chapter.show_attention(model, data)
 
 # %%
-attn = alg.answer_attention(model, data)
-width = data.tokens.shape[1]
-rel = alg.attention_by(data, attn, "rank", relative=True)
-offsets = np.arange(rel.shape[-1]) - width
-alg.plot_by_group({f"L{l}H{h}": rel[l, h] for l, h in [x for l in layers for x in heads[l]]},
-                  "rank of the key minus the median rank", "mean attention from SEP",
-                  "Attention from SEP by key rank relative to the median", x=offsets)
-tv = alg.distance_from_uniform(data, attn)
-on_answer = alg.attention_on_answer(data, attn)
+attn = answer_attention(model, batch)  # [list, layer, head, key]
+rel = chapter.attention_by(data, attn, "rank", relative=True)
+plots.attention_curves(dict(zip(heads, rel.reshape(len(heads), -1))), "rank of the key minus the median rank",
+                       "mean attention from SEP", "Attention from SEP by key rank relative to the median",
+                       x=np.arange(rel.shape[-1]) - data.tokens.shape[1], name="attention_by_relative_rank")
+tv = chapter.distance_from_uniform(data, attn)
+on_answer = chapter.attention_on_answer(data, attn)
 say("Distance of each head's `SEP` attention from a uniform average over the list (0 = exactly uniform): "
-    + "; ".join(f"layer {l}: " + ", ".join(f"H{h} {tv[l, h]:.2f}" for h in range(model.cfg.n_heads)) for l in layers)
+    + ", ".join(f"{h} {d:.2f}" for h, d in zip(heads, tv.flat))
     + ". Attention on the median token itself: "
-    + "; ".join(f"layer {l}: " + ", ".join(f"H{h} {on_answer[l, h]:.0%}" for h in range(model.cfg.n_heads)) for l in layers)
-    + ".")
+    + ", ".join(f"{h} {a:.0%}" for h, a in zip(heads, on_answer.flat)) + ".")
 
 # %% [markdown]
 # ## Does `SEP` count? A linear probe for the list's histogram
@@ -119,7 +136,7 @@ say("Distance of each head's `SEP` attention from a uniform average over the lis
 # %%
 probe_sites = {"position embedding (control)": "hook_pos_embed", "layer-0 attention output": "blocks.0.hook_attn_out",
                "residual after layer 0": "blocks.0.hook_resid_post"}
-probe = {label: alg.cdf_probe(model, data, hook) for label, hook in probe_sites.items()}
+probe = {label: chapter.cdf_probe(model, data, hook) for label, hook in probe_sites.items()}
 say("Held-out R² of a linear probe for the cumulative histogram at `SEP`: "
     + ", ".join(f"{k} **{v:.3f}**" for k, v in probe.items()) + ".")
 
@@ -132,34 +149,34 @@ say("Held-out R² of a linear probe for the cumulative histogram at `SEP`: "
 # sometimes below and sometimes above the median.)
 
 # %%
-scores = alg.answer_attention(model, data, scores=True)
-by_offset = alg.attention_by(data, scores, "offset")
-off_x = np.arange(by_offset.shape[-1]) - V
-alg.plot_by_group({f"L{l}H{h}": by_offset[l, h] for l, h in [x for l in layers for x in heads[l]]},
-                  "key value minus the median", "mean attention score from SEP", "QK: score by offset from the median",
-                  x=off_x)
-by_value = alg.attention_by(data, scores, "value")
-peaks = {f"L{l}H{h}": int(off_x[np.nanargmax(by_offset[l, h])]) for l in layers for h in range(model.cfg.n_heads)}
-spread = {f"L{l}H{h}": float(np.nanmax(by_value[l, h]) - np.nanmin(by_value[l, h])) for l in layers for h in range(model.cfg.n_heads)}
+scores = answer_scores(model, batch, data.value_mask())  # q.k / sqrt(d_head), centred per list
+by_offset = chapter.attention_by(data, scores, "offset").reshape(len(heads), -1)
+off_x = np.arange(by_offset.shape[-1]) - data.V
+plots.attention_curves(dict(zip(heads, by_offset)), "key value minus the median", "mean attention score from SEP",
+                       "QK: score by offset from the median", x=off_x, name="qk_by_offset")
+by_value = chapter.attention_by(data, scores, "value").reshape(len(heads), -1)
+peaks = {h: int(off_x[np.nanargmax(c)]) for h, c in zip(heads, by_offset)}
+spread = {h: float(np.nanmax(c) - np.nanmin(c)) for h, c in zip(heads, by_value)}
 say("Offset at which each head's score peaks: " + ", ".join(f"{k} {v:+d}" for k, v in peaks.items())
     + ". Range of the mean score over absolute key values: " + ", ".join(f"{k} {v:.2f}" for k, v in spread.items()) + ".")
 
 # %% [markdown]
 # ## The OV circuit of the last-layer heads, and who writes the answer
 #
-# What each last-layer head would add to the logits if it attended to one token, by the token's value.
+# What each last-layer head would add to the logits if it attended to one token, by the token's value,
+# shown for the head that attends most to the median; for every last-layer head we count the values
+# whose largest output is the value itself (the *OV diagonal share*).
 
 # %%
-last = model.cfg.n_layers - 1
-best = max(heads[last], key=lambda x: on_answer[x])
-ov = alg.ov_by_source(model, data, *best)
-alg.plot_ov(ov, f"OV circuit of L{best[0]}H{best[1]}")
-copy = {f"L{last}H{h}": alg.copying_score(alg.ov_by_source(model, data, last, h)) if h != best[1] else alg.copying_score(ov)
-        for h in range(model.cfg.n_heads)}
-say(f"Share of values that the head pushes up most when attending to them (copying): "
-    + ", ".join(f"{k} {v:.0%}" for k, v in copy.items())
-    + f". Direct logit attribution: heads of the last layer together {sum(dla[f'L{last}H{h}'] for h in range(model.cfg.n_heads)):.1f}, "
-    + (f"MLP{last} {dla[f'MLP{last}']:.1f}" if not attn_only else "no MLP")
+last_heads = graph.heads(last)
+ovs = {h: ov_by_source(model, data.tokens, data.value_mask(), last, parse_node(h).head, data.V) for h in last_heads}
+best = max(last_heads, key=lambda h: on_answer[last, parse_node(h).head])
+plots.ov_table(ovs[best], f"OV circuit of {best}", name="ov_table")
+diagonal = {h: ov_diagonal_argmax_share(table) for h, table in ovs.items()}
+say("Share of values that the head pushes up most when attending to them (OV diagonal share): "
+    + ", ".join(f"{k} {v:.0%}" for k, v in diagonal.items())
+    + f". Direct logit attribution: heads of the last layer together {sum(dla[h] for h in last_heads):.1f}, "
+    + (f"{mlp_name(last)} {dla[mlp_name(last)]:.1f}" if not attn_only else "no MLP")
     + f", of {dla.sum():.1f} in total.")
 
 # %% [markdown]
@@ -172,7 +189,7 @@ say(f"Share of values that the head pushes up most when attending to them (copyi
 # predictions on held-out lists.
 
 # %%
-edits = alg.edit_intervention(model, data, seed=seed)
+edits = chapter.edit_intervention(model, data, seed=seed)
 display(edits.round(3))
 say("Model answers equal the predicted answer for "
     + ", ".join(f"{k.replace('_', ' ')} edits {r['model = rule prediction']:.1%} of {int(r['examples'])}" for k, r in edits.iterrows())
@@ -188,7 +205,7 @@ say("Model answers equal the predicted answer for "
 
 # %%
 if n_layers >= 2:
-    patching = alg.sep_patching(model, data, layer=0, seed=seed)
+    patching = chapter.sep_patching(model, data, layer=0, seed=seed)
     display(patching.round(3))
     say(f"Patching `SEP` only: the clean run outputs the edited median in **{patching.loc['SEP', '= edited median']:.1%}** "
         f"of {int(patching.loc['SEP', 'examples'])} lists (clean median {patching.loc['SEP', '= clean median']:.1%}). "
@@ -206,7 +223,7 @@ else:
 
 # %%
 if n_layers >= 2:
-    readout = alg.sep_patching(model, data, seed=seed, hook=f"blocks.{last}.hook_attn_out")
+    readout = chapter.sep_patching(model, data, seed=seed, hook=f"blocks.{last}.hook_attn_out")
     display(readout.round(3))
     say(f"Patching only layer {last}'s attention output at `SEP`: edited median in "
         f"**{readout.loc['SEP', '= edited median']:.1%}** of lists, clean median in {readout.loc['SEP', '= clean median']:.1%}.")
@@ -218,7 +235,7 @@ else:
 
 # %%
 uniform_l0 = bool((tv[0] < 0.25).all()) and probe["layer-0 attention output"] > 0.9
-peak_l1 = n_layers >= 2 and all(peaks[f"L{last}H{h}"] == 0 for h in range(model.cfg.n_heads))
+peak_l1 = n_layers >= 2 and all(peaks[h] == 0 for h in last_heads)
 sep_decides = patching is not None and patching.loc["SEP", "= edited median"] > 0.9 \
     and patching.loc["list positions", "= clean median"] > 0.9
 rule_ok = bool((edits["model = rule prediction"] > 0.95).all())
@@ -239,7 +256,7 @@ if sep_decides:
 if carried:
     claims.append(f"**read-out**: the last-layer heads carry the chosen value — swapping only their summed output "
                   f"at `SEP` gives the edited median {readout.loc['SEP', '= edited median']:.0%} of the time — and "
-                  + (f"MLP{last} turns it into the answer logit ({dla[f'MLP{last}'] / dla.sum():.0%} of the direct effect)"
+                  + (f"{mlp_name(last)} turns it into the answer logit ({dla[mlp_name(last)] / dla.sum():.0%} of the direct effect)"
                      if not attn_only else "their OV circuit writes it out"))
 if rule_ok:
     claims.append("the answers follow the rank rule under every input edit")
@@ -258,13 +275,17 @@ say(("Supported by this run: " + "; ".join(claims) + ". " if claims else "None o
 # (never trained) and accuracy by answer value (the vocabulary edges).
 
 # %%
-say(alg.failure_analysis(model, recipe, data, n_prompts))
+by_length = chapter.accuracy_by_length(model, recipe, count=max(50, n_prompts // 4))
+by_answer = chapter.accuracy_by_answer(model, data)
+repeats = chapter.repeat_breakdown(model, test_set(recipe, count=n_prompts, repeats=True, seed_offset=99))
+plots.failures(by_length, by_answer, repeats, name="failures")
+say(chapter.failure_text(recipe, by_length, by_answer, repeats))
 
 # %% [markdown]
 # ## Other models of this task
 
 # %%
-table = alg.compare_models([model_name, *compare_with], n_prompts, known={model_name: summary})
+table = chapter.compare_models([model_name, *compare_with], n_prompts, known={model_name: summary})
 display(table.round(3))
 say("; ".join(f"**{m}**: {r['held-out accuracy']:.1%} held-out accuracy, largest single-component ablation drop "
               f"{r['largest drop (any component)']:.0%}, most important head {r['deciding head']} with "

@@ -143,7 +143,9 @@ show_attention(token_strings(model.tokenizer, rep.tokens[0], quotes=False), patt
 # sequence) should raise the loss on the repeated half, where induction helps, and leave the first
 # half, where the tokens are unpredictable anyway, alone. We compare with ablating the
 # previous-token heads (which the induction circuit needs) and a control: the layer-1 head with the
-# lowest induction score.
+# lowest induction score. Each ablation is a node mask for the circuit engine's scorer
+# (`score_node_masks`); every predicted token of every sequence becomes one prompt whose answer is
+# the token that follows, so one call measures the loss of all predictions under all ablations.
 
 # %%
 layer1_scores = scores.induction[1:].flatten()
@@ -161,10 +163,7 @@ table = pd.DataFrame({"loss first half": loss[:, ~rows.repeated].mean(1).numpy()
 display(table.round(3))
 
 # %%
-figures.bars(list(table.index), {"first (random) half": table["loss first half"],
-                                 "repeated half": table["loss repeated half"]},
-             ylabel="mean loss (nats)", title="Loss on repeated random tokens with heads mean-ablated",
-             name="ablation")
+plots.ablation_losses(table, name="ablation")
 clean, ind = table.iloc[0], table.iloc[1]
 say(f"Mean-ablating {', '.join(ablated_induction)} raises the loss on the repeated half from "
     f"{clean['loss repeated half']:.2f} to {ind['loss repeated half']:.2f} nats "

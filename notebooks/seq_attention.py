@@ -30,14 +30,18 @@ threshold = 0.8         # of the node circuits whose heads are shown (see the no
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 from IPython.display import display
 
+from shared.analysis.attention import attention_patterns
+from shared.analysis.roles import position_labels, role_table
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
-from shared.chapters.common import say
-from shared.plots.widgets import attention_patterns
+from shared.plots import sequences as plots
+from shared.plots.widgets import attention_patterns as attention_widget
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts, threshold=threshold)
+ch = open_chapter("seq_attention", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
+                  threshold=threshold, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -55,9 +59,9 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_p
 # %%
 data = sc.load_tasks(model, task_names, n_prompts, seed)
 circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
-heads = {t: [n for n in c["nodes"] if n.startswith("a")] for t, c in circuits.items()}
-patterns = {t: sc.attention_patterns(model, data[t].tokens, heads[t]) for t in task_names if heads[t]}
-tables = {t: sc.attention_table(patterns[t], data[t].member_pos, data[t].end_pos, heads[t]) for t in patterns}
+heads = {t: [n for n in c.nodes if n.startswith("a")] for t, c in circuits.items()}
+patterns = {t: attention_patterns(model, data[t].tokens, heads[t]) for t in task_names if heads[t]}  # [b, head, q, k]
+tables = {t: role_table(patterns[t], data[t].member_pos, data[t].end_pos, heads[t]) for t in patterns}
 for t in task_names:
     print(f"{t}: circuit heads {heads[t] or 'none'}")
 
@@ -89,10 +93,9 @@ say("\n".join(lines) if lines else "No task circuit contains an attention head."
 
 # %%
 for t in patterns:
-    labels = sc.position_labels(model, data[t].tokens, data[t].member_pos, data[t].end_pos)
-    fig = sc.attention_heatmaps(patterns[t].mean(0), labels, heads[t],
-                                title=f"{model_name}, {t}: circuit heads, mean over {data[t].kept} prompts")
-    plt.show()
+    labels = position_labels(model, data[t].tokens, data[t].member_pos, data[t].end_pos)
+    plots.role_attention_maps(patterns[t].mean(0), labels, heads[t], name=f"roles_{t}",
+                              title=f"{model_name}, {t}: circuit heads, mean over {data[t].kept} prompts")
 
 # %% [markdown]
 # ### One prompt, interactive
@@ -102,7 +105,7 @@ for t in patterns:
 # %%
 for t in patterns:
     print(f"{t}: {data[t].prompts[0].text!r}")
-    display(attention_patterns(model.to_str_tokens(data[t].tokens[0]), patterns[t][0], heads[t]))
+    display(attention_widget(model.to_str_tokens(data[t].tokens[0]), patterns[t][0], heads[t]))
 
 # %% [markdown]
 # ## What it means

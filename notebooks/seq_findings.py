@@ -31,10 +31,16 @@ seed = 0
 # %%
 import pandas as pd
 
+from shared.analysis.lens import logit_lens, stage_phrase
+from shared.analysis.ov import ov_score_table
+from shared.analysis.roles import head_role_table
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
-from shared.chapters.common import say
+from shared.tasks.sequences import ordinal_lists
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts, threshold=threshold)
+ch = open_chapter("seq_findings", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
+                  threshold=threshold, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Gathering the results
@@ -46,7 +52,7 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_p
 # %%
 data = sc.load_tasks(model, task_names, n_prompts, seed)
 circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
-sets = {t: c["nodes"] for t, c in circuits.items()}
+sets = {t: c.nodes for t, c in circuits.items()}
 order = sc.node_order(model)
 common = sc.common_nodes(sets, order)
 union = [n for n in order if any(n in s for s in sets.values())]
@@ -54,12 +60,12 @@ rows = dict(sets)
 if len(task_names) > 1:
     rows["union"] = union
 transfer = sc.transfer_table(model, data, rows, progress=False)
-ordinals = sc.ordinal_lists(model, task_names)
-ov = sc.ov_scores(model, ordinals)
-lens = {t: sc.logit_lens(model, d.tokens, {"answer": d.batch.correct, "last member": d.batch.incorrect}, pos=d.end_pos)
+ordinals = ordinal_lists(model, task_names)
+ov = ov_score_table(model, ordinals)
+lens = {t: logit_lens(model, d.tokens, {"answer": d.batch.correct, "last member": d.batch.incorrect}, pos=d.end_pos)
         for t, d in data.items()}
 heads_used = [n for n in union if n.startswith("a")]
-attn = {t: sc.attention_table(sc.attention_patterns(model, d.tokens, heads_used), d.member_pos, d.end_pos, heads_used)
+attn = {t: head_role_table(model, d.tokens, d.member_pos, d.end_pos, heads_used)
         for t, d in data.items()} if heads_used else {}
 
 # %%
@@ -86,7 +92,7 @@ n_total = len(order)
 best = ov["successor_mean"].idxmax()
 in_circuits = [t for t in task_names if best in sets[t]]
 say(f"**Circuits.** On `{model_name}`, iterative pruning keeps at least {threshold:.0%} of the logit difference with "
-    + ", ".join(f"{c['size']} of {n_total} nodes for {t} ({c['percent']:.0f}%, {c['heldout_percent']:.0f}% on fresh prompts)"
+    + ", ".join(f"{c.size} of {n_total} nodes for {t} ({c.percent:.0f}%, {c.heldout_percent:.0f}% on fresh prompts)"
                 for t, c in circuits.items()) + ".")
 say(f"**Shared components.** " + (
     f"{len(common)} node(s) are in every task's circuit: {', '.join(f'`{n}`' for n in common)}; the union has {len(union)}."
@@ -102,13 +108,13 @@ if len(task_names) > 1:
         + ", ".join(f"{transfer.loc['union', t]:.0f}% on {t}" for t in task_names) + ".")
 say(f"**Successor head.** The head whose OV circuit best maps members to their successors is `{best}` (mean successor "
     f"score {ov.loc[best, 'successor_mean']:.2f} over {', '.join(ordinals)}, where chance is "
-    f"{sum(1 / len(ids) for ids, _ in ordinals.values()) / len(ordinals):.2f}); it is "
+    f"{sum(1 / len(o.ids) for o in ordinals.values()) / len(ordinals):.2f}); it is "
     + (f"in the circuit of {', '.join(in_circuits)}" if in_circuits else "in none of the circuits")
     + (f" and puts {roles.loc[best, 'attention end→last member']:.2f} of the end position's attention on the last member."
        if attn and best in heads_used else "."))
 switches = {t: r.switch_stage() for t, r in lens.items()}
 say("**Logit lens.** Decoding the residual stream at the last position, the prediction switches to the answer "
-    + ", ".join(f"{sc.stage_phrase(s)} for {t}" for t, s in switches.items()) + ".")
+    + ", ".join(f"{stage_phrase(s)} for {t}" for t, s in switches.items()) + ".")
 
 # %% [markdown]
 # ## Reading the summary

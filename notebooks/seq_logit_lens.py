@@ -29,12 +29,15 @@ n_prompts = 48          # prompts per task (only prompts the model answers corre
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
+import pandas as pd
 
+from shared.analysis.lens import logit_lens, stage_phrase
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
-from shared.chapters.common import say
+from shared.plots import sequences as plots
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_prompts)
+ch = open_chapter("seq_logit_lens", model_name=model_name, task_names=task_names, n_prompts=n_prompts, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -50,8 +53,8 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, n_prompts=n_p
 
 # %%
 data = sc.load_tasks(model, task_names, n_prompts, seed)
-lens = {t: sc.logit_lens(model, d.tokens, {"answer": d.batch.correct, "last member": d.batch.incorrect},
-                         pos=d.end_pos) for t, d in data.items()}
+lens = {t: logit_lens(model, d.tokens, {"answer": d.batch.correct, "last member": d.batch.incorrect},
+                      pos=d.end_pos) for t, d in data.items()}
 check = {t: float((res.ranks["answer"][-1] == 0).float().mean()) for t, res in lens.items()}
 print("Share of prompts where the answer is top-1 at the last stage (should be 1.0: prompts were "
       "filtered for it):", {t: round(v, 3) for t, v in check.items()})
@@ -60,13 +63,10 @@ print("Share of prompts where the answer is top-1 at the last stage (should be 1
 # ## Result
 
 # %%
-fig = sc.lens_figure(lens)
-fig.suptitle(f"{model_name}: rank of the answer and of the last member after each layer", y=1.04)
-plt.show()
+plots.lens_ranks(lens, title=f"{model_name}: rank of the answer and of the last member after each layer",
+                 name="lens_ranks")
 
 # %%
-import pandas as pd
-
 tables = pd.concat({t: res.table() for t, res in lens.items()}, names=["task"])
 tables.pivot_table(index=["task", "stage"], columns="target", values=["median_rank", "top1"], sort=False)
 
@@ -79,21 +79,21 @@ for t, res in lens.items():
     peak_last = max(res.stages, key=lambda s: tab.loc[("last member", s), "top1"])
     best_last = min(res.stages, key=lambda s: tab.loc[("last member", s), "median_rank"])
     if tab.loc[("last member", peak_last), "top1"] > 0:
-        repeat = (f"The last member shown is most often top-1 **{sc.stage_phrase(peak_last)}** "
+        repeat = (f"The last member shown is most often top-1 **{stage_phrase(peak_last)}** "
                   f"({tab.loc[('last member', peak_last), 'top1']:.0%} of prompts).")
     else:
         repeat = (f"The last member shown is never the top token; its best median rank is "
-                  f"{tab.loc[('last member', best_last), 'median_rank']:.0f}, **{sc.stage_phrase(best_last)}**.")
+                  f"{tab.loc[('last member', best_last), 'median_rank']:.0f}, **{stage_phrase(best_last)}**.")
     lines.append(
-        f"* **{t}**: the prediction switches to the answer **{sc.stage_phrase(switch)}** (from there on it is the top"
-        f" token for most prompts); it ranks above the last member shown **{sc.stage_phrase(overtake)}** and stays ahead."
+        f"* **{t}**: the prediction switches to the answer **{stage_phrase(switch)}** (from there on it is the top"
+        f" token for most prompts); it ranks above the last member shown **{stage_phrase(overtake)}** and stays ahead."
         f" Its median rank is {tab.loc[('answer', res.stages[0]), 'median_rank']:.0f} at the embedding and"
         f" {tab.loc[('answer', res.stages[-2]), 'median_rank']:.0f} before the last layer. " + repeat)
 say("\n".join(lines))
 switches = {t: res.switch_stage() for t, res in lens.items()}
 same = len(set(switches.values())) == 1
 say(f"The prediction switches {'at the same stage for all tasks' if same else 'at different stages across tasks'}: "
-    + ", ".join(f"{t} {sc.stage_phrase(s)}" for t, s in switches.items()) + ".")
+    + ", ".join(f"{t} {stage_phrase(s)}" for t, s in switches.items()) + ".")
 
 # %% [markdown]
 # ## What it means

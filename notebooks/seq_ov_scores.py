@@ -32,13 +32,14 @@ mlp0 = True             # read tokens through MLP 0 (the "effective embedding"),
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
+from shared.analysis.ov import head_grid, ov_score_table
+from shared.chapters import open_chapter, say
+from shared.plots.figures import head_heatmap
+from shared.tasks.sequences import ordinal_lists
 
-from shared.chapters import sequences as sc
-from shared.chapters.common import say
-
-model, task_names = sc.start_chapter(model_name, task_names, seed, top_k=top_k,
-                                      successor_cutoff=successor_cutoff, mlp0=mlp0)
+ch = open_chapter("seq_ov_scores", model_name=model_name, task_names=task_names, top_k=top_k,
+                  successor_cutoff=successor_cutoff, mlp0=mlp0, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -56,25 +57,21 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, top_k=top_k,
 #   the highest logit (the list is cyclic for months).
 
 # %%
-ordinals = sc.ordinal_lists(model, task_names)
-scores = sc.ov_scores(model, ordinals, k=top_k, mlp0=mlp0)
-print("Ordinal lists:", {name: len(ids) for name, (ids, _) in ordinals.items()})
+ordinals = ordinal_lists(model, task_names)  # {list name: its token ids in order, and whether it is cyclic}
+scores = ov_score_table(model, ordinals, k=top_k, mlp0=mlp0)
+print("Ordinal lists:", {name: len(o.ids) for name, o in ordinals.items()})
 
 # %% [markdown]
 # ## Result
 
 # %%
 cfg = model.cfg
-grids = {f"successor: {name}": sc.head_grid(scores[f"successor {name}"].to_dict(), cfg.n_layers, cfg.n_heads)
-         for name in ordinals}
-fig = sc.grid_figure(grids, f"{model_name}: successor score of each head's OV circuit", vmin=0, vmax=1,
-                     label="successor score")
-plt.show()
-grids = {f"copy@{top_k}: {name}": sc.head_grid(scores[f"copy@{top_k} {name}"].to_dict(), cfg.n_layers, cfg.n_heads)
-         for name in ordinals}
-fig = sc.grid_figure(grids, f"{model_name}: copy score (top-{top_k}) of each head's OV circuit", vmin=0, vmax=1,
-                     cmap="magma", label=f"copy@{top_k}")
-plt.show()
+head_heatmap({f"successor: {name}": head_grid(scores[f"successor {name}"].to_dict(), cfg.n_layers, cfg.n_heads)
+              for name in ordinals}, title=f"{model_name}: successor score of each head's OV circuit",
+             vmin=0, vmax=1, cmap="viridis", label="successor score", name="successor_scores")
+head_heatmap({f"copy@{top_k}: {name}": head_grid(scores[f"copy@{top_k} {name}"].to_dict(), cfg.n_layers, cfg.n_heads)
+              for name in ordinals}, title=f"{model_name}: copy score (top-{top_k}) of each head's OV circuit",
+             vmin=0, vmax=1, cmap="magma", label=f"copy@{top_k}", name="copy_scores")
 
 # %%
 cols = [c for c in scores.columns if c not in ("layer", "index")]
@@ -84,7 +81,7 @@ scores.sort_values("successor_mean", ascending=False)[cols].head(10).round(2)
 best = scores["successor_mean"].idxmax()
 successors = scores.index[scores["successor_mean"] >= successor_cutoff].tolist()
 copiers = scores.index[scores["copy_mean"] >= successor_cutoff].tolist()
-chance = {name: 1 / len(ids) for name, (ids, _) in ordinals.items()}
+chance = {name: 1 / len(o.ids) for name, o in ordinals.items()}
 say(f"The strongest successor head is **`{best}`**: successor score "
     + ", ".join(f"{scores.loc[best, f'successor {n}']:.2f} on {n}" for n in ordinals)
     + f" (chance: " + ", ".join(f"{c:.2f}" for c in chance.values()) + "), "
@@ -95,7 +92,7 @@ say(f"Heads with a mean successor score of at least {successor_cutoff:.2f} (succ
     + f". Heads with a mean copy@{top_k} score of at least {successor_cutoff:.2f} (copy heads): "
     + (", ".join(f"`{h}` ({scores.loc[h, 'copy_mean']:.2f})" for h in copiers) or "none") + ".")
 if mlp0:
-    raw = sc.ov_scores(model, ordinals, k=top_k, mlp0=False)
+    raw = ov_score_table(model, ordinals, k=top_k, mlp0=False)
     say(f"Without MLP 0 in the effective embedding, `{best}` scores {raw.loc[best, 'successor_mean']:.2f} "
         f"instead of {scores.loc[best, 'successor_mean']:.2f} (mean successor score), and the best head is "
         f"`{raw['successor_mean'].idxmax()}` ({raw['successor_mean'].max():.2f}).")

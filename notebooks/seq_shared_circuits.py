@@ -31,13 +31,13 @@ threshold = 0.8         # node circuits keep this share of the logit difference
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
-
+from shared.chapters import open_chapter, say
 from shared.chapters import sequences as sc
-from shared.chapters.common import say
+from shared.plots import sequences as plots
 
-model, task_names = sc.start_chapter(model_name, task_names, seed, min_tasks=2, n_prompts=n_prompts,
-                                      threshold=threshold)
+ch = open_chapter("seq_shared_circuits", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
+                  threshold=threshold, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## Method
@@ -52,7 +52,7 @@ model, task_names = sc.start_chapter(model_name, task_names, seed, min_tasks=2, 
 # %%
 data = sc.load_tasks(model, task_names, n_prompts, seed)
 circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
-sets = {t: c["nodes"] for t, c in circuits.items()}
+sets = {t: c.nodes for t, c in circuits.items()}
 order = sc.node_order(model)
 common = sc.common_nodes(sets, order)
 union = [n for n in order if any(n in s for s in sets.values())]
@@ -67,16 +67,13 @@ transfer = sc.transfer_table(model, data, rows)
 # ## Result
 
 # %%
-fig = sc.membership_figure(sets, order, title=f"{model_name}: which task circuits contain each node")
-plt.show()
-fig = sc.matrix_figure(overlap, "Overlap of node circuits (Jaccard)", vmin=0, vmax=1, label="Jaccard")
-plt.show()
+plots.circuit_membership(sets, order, title=f"{model_name}: which task circuits contain each node", name="membership")
+plots.table_matrix(overlap, "Overlap of node circuits (Jaccard)", vmin=0, vmax=1, label="Jaccard", name="overlap")
 
 # %%
-fig = sc.matrix_figure(transfer, "Circuit of one task evaluated on another\n(% of the intact model's logit difference)",
-                       fmt="{:.0f}", cmap="RdYlGn", vmin=0, vmax=max(100.0, float(transfer.max().max())),
-                       label="% of intact logit diff.")
-plt.show()
+plots.table_matrix(transfer, "Circuit of one task evaluated on another\n(% of the intact model's logit difference)",
+                   fmt="{:.0f}", cmap="RdYlGn", vmin=0, vmax=max(100.0, float(transfer.max().max())),
+                   label="% of intact logit diff.", name="transfer")
 transfer.round(1)
 
 # %%

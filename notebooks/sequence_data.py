@@ -33,25 +33,20 @@ min_margin = 0.1
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
 from IPython.display import display
 
+from shared.chapters import open_chapter, say
+from shared.plots import sequences as plots
 from shared.tasks import sequences as tasks
-from shared.errors import ParameterError
-from shared.zoo.registry import load_model, local_models, model_metrics
-from shared.chapters.common import report_run, say, seed_everything
-from shared.zoo.text.seq_tokenizers import seq_tokenizer
+from shared.tasks import tokens
+from shared.zoo.registry import local_models, model_metrics
 from shared.zoo.seq_lm import is_trained
+from shared.zoo.text.seq_tokenizers import seq_tokenizer
 
-for t in task_names:
-    tasks.get_task(t)  # unknown task names stop here, before any heavy work
-if min(lengths) < 2 or n_members < 2:
-    raise ParameterError(f"Prompts need at least 2 members; got n_members={n_members}, lengths={lengths}.")
-seed_everything(seed)
-model = load_model(model_name)
-report_run(model, task_names=task_names, n_members=n_members, n_prompts=n_prompts, lengths=lengths,
-           min_margin=min_margin, seed=seed)
+ch = open_chapter("sequence_data", model_name=model_name, task_names=task_names, n_members=n_members,
+                  n_prompts=n_prompts, lengths=lengths, min_margin=min_margin, seed=seed)
+model = ch.model
 
 # %% [markdown]
 # ## The tasks
@@ -108,7 +103,7 @@ audit_table
 # %%
 single = [t for t in task_names if audit.loc[t, "single_token_spaced"] == audit.loc[t, "members"]]
 example = tasks.generate(task_names[0], "among_words", n_members, 1, seed=seed)[0]
-enc = tasks.encode(model, [example], multi_token=True)
+enc = tokens.encode(model, [example], multi_token=True)
 shown = model.tokenizer.convert_ids_to_tokens(enc.tokens[0].tolist())
 say(f"With the model's tokenizer **{len(single)} of {len(task_names)}** tasks have only single-token "
     f"members. The example prompt reads as {len(shown)} tokens (BOS first); its members sit at positions "
@@ -129,7 +124,7 @@ def evaluate(template: str, k: int, n: int) -> pd.DataFrame:
         starts = len(tasks.get_task(t).starts(k))
         m = min(n, starts) if template == "bare" else n
         multi = audit.loc[t, "max_tokens"] > 1
-        frames.append(tasks.score(model, tasks.generate(t, template, k, m, seed=seed + 1000), multi_token=multi)
+        frames.append(tokens.score(model, tasks.generate(t, template, k, m, seed=seed + 1000), multi_token=multi)
                       .assign(n_members=k))
     return pd.concat(frames, ignore_index=True)
 
@@ -141,18 +136,8 @@ summary = (results.groupby(["task", "template"], sort=False)
 summary
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-for ax, column in zip(axes, ["accuracy", "logit_diff"]):
-    summary[column].reindex(task_names).plot.bar(ax=ax, rot=35)
-    ax.set_title({"accuracy": "top-1 accuracy", "logit_diff": "logit(answer) − logit(last member)"}[column])
-    ax.set_xlabel("")
-for ax in axes:
-    ax.legend(title="template", loc="lower right", fontsize=8, framealpha=0.9)
-axes[0].axhline(0.9, color="grey", ls="--", lw=1)
-axes[0].set_ylim(0, 1.05)
-fig.suptitle(f"{model_name}: held-out prompts with {n_members} members")
-plt.tight_layout()
-plt.show()
+plots.task_accuracy(summary, task_names, title=f"{model_name}: held-out prompts with {n_members} members",
+                    name="accuracy")
 
 # %%
 acc = summary["accuracy"]["among_words"]
@@ -180,18 +165,8 @@ by_position = among.groupby(["task", "answer_bin"]).top1.mean().unstack("task")[
 by_length = pd.concat([evaluate("among_words", k, max(n_prompts // 2, 4)) for k in lengths], ignore_index=True)
 length_table = by_length.groupby(["n_members", "task"]).agg(accuracy=("top1", "mean"),
                                                           logit_diff=("logit_diff", "mean"))
-
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
-by_position.plot(ax=axes[0], marker="o", legend=False)
-axes[0].set(title="accuracy by where the answer sits in its list", xlabel="answer's fifth of the list",
-            ylabel="top-1 accuracy", ylim=(-0.02, 1.05))
-axes[0].set_xticks(range(5), ["1st", "2nd", "3rd", "4th", "5th"])
-length_table.accuracy.unstack("task")[task_names].plot(ax=axes[1], marker="o")
-axes[1].set(title="accuracy by number of members shown", xlabel="members shown", ylim=(-0.02, 1.05))
-axes[1].set_xticks(lengths)
-axes[1].legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8)
-plt.tight_layout()
-plt.show()
+plots.accuracy_by_place_and_length(by_position, length_table.accuracy.unstack("task")[task_names],
+                                   name="accuracy_by_place_and_length")
 
 # %%
 len_acc = length_table.accuracy.unstack("task")
@@ -212,7 +187,7 @@ say("Mean accuracy over tasks by number of members shown: "
 # %%
 pool = [p for t in task_names for p in tasks.generate(t, "among_words", n_members, n_prompts, seed=seed)]
 multi_token = bool((audit.loc[task_names, "max_tokens"] > 1).any())
-kept = tasks.filter_correct(model, pool, min_margin=min_margin, seed=seed, multi_token=multi_token, verbose=False)
+kept = tokens.filter_correct(model, pool, min_margin=min_margin, seed=seed, multi_token=multi_token, verbose=False)
 counts = pd.DataFrame(kept.counts, index=["kept", "drawn"]).T
 counts["share"] = counts.kept / counts.drawn
 counts

@@ -15,8 +15,12 @@ class ModelUnavailableError(BookError):
     """A pretrained model cannot be loaded here (no internet, not cached)."""
 
 
+class CheckpointError(BookError):
+    """A cached file (checkpoint, tokenizer) is missing, truncated or does not match its recorded sha256."""
+
+
 class ParameterError(BookError, ValueError):
     """A notebook or function parameter is invalid."""
 
 
-__all__ = ["BookError", "ModelUnavailableError", "ParameterError", "UnknownModelError"]
+__all__ = ["BookError", "CheckpointError", "ModelUnavailableError", "ParameterError", "UnknownModelError"]

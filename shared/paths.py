@@ -19,10 +19,29 @@ def cache_dir() -> Path:
     return root
 
 
+def shipped_cache_dir() -> Path:
+    """The cache shipped inside the package (``shared/checkpoints``): tracked, never overwritten."""
+    return PACKAGE_DIR / "checkpoints"
+
+
+def is_shipped(path: Path) -> bool:
+    """Whether ``path`` lies in the shipped cache (and the cache was not redirected elsewhere)."""
+    return "CIRCUITS_BOOK_CACHE" not in os.environ and shipped_cache_dir() in Path(path).resolve().parents
+
+
+def local_cache_dir() -> Path:
+    """Where entries retrained over shipped ones go: ``CIRCUITS_BOOK_LOCAL_CACHE`` or
+    ``~/.cache/circuits-book`` (outside the repository, so a shipped checkpoint stays as it is)."""
+    default = Path.home() / ".cache" / "circuits-book"
+    root = Path(os.environ.get("CIRCUITS_BOOK_LOCAL_CACHE", default))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
 def figures_dir() -> Path:
     path = REPO_ROOT / "figures"
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
-__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir"]
+__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir", "is_shipped", "local_cache_dir", "shipped_cache_dir"]

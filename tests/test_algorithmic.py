@@ -1,12 +1,18 @@
-"""Toy algorithmic tasks: generator correctness, held-out split, training to the bar, shipped models."""
+"""Toy list tasks (find-min, find-median): generator correctness, held-out split, training to the bar,
+shipped models, and the readings the chapters rest on."""
 from __future__ import annotations
-
 
 import pytest
 import torch
 
-from shared.tasks import lists as alg
+from shared.analysis.answer import accuracy, answer_accuracy, direct_logit_attribution
+from shared.chapters import lists as chapter
+from shared.engine.ablation import mean_values, node_mask, score_node_masks
+from shared.engine.graph import Graph
 from shared.errors import ParameterError
+from shared.tasks import lists as alg
+from shared.zoo.lists import algorithmic_spec
+from shared.zoo.registry import load_model, local_model_dir, local_models, model_metrics
 
 
 @pytest.mark.parametrize("task", alg.TASKS)
@@ -82,9 +88,6 @@ def test_median_edits_follow_rank_rule() -> None:
 def test_tiny_model_trains_to_the_bar(tmp_path, monkeypatch) -> None:
     """CI-sized training run: find-min over 2..5 values from 0..15, 1 layer, attention only."""
     monkeypatch.setenv("CIRCUITS_BOOK_CACHE", str(tmp_path))
-    from shared.zoo.registry import load_model, local_models, model_metrics
-    from shared.zoo.lists import algorithmic_spec
-
     spec = algorithmic_spec("test-min-tiny", "min", n=5, V=16, n_layers=1, attn_only=True, n_heads=1,
                             steps=500, batch_size=128)
     monkeypatch.setitem(local_models(), "test-min-tiny", spec)  # registered for this test only
@@ -94,7 +97,7 @@ def test_tiny_model_trains_to_the_bar(tmp_path, monkeypatch) -> None:
         model = load_model("test-min-tiny")
     finally:
         torch.set_num_threads(threads)
-    acc = alg.accuracy(model, alg.test_set(spec.recipe, count=1000))
+    acc = accuracy(model, alg.test_set(spec.recipe, count=1000).prompts())
     assert acc >= 0.99
     assert model_metrics("test-min-tiny")["train_seconds"] < 60
     assert any((tmp_path / "models").glob("test-min-tiny-*/model.safetensors"))
@@ -105,54 +108,63 @@ SHIPPED = ["min-1l-attn", "min-2l-mlp", "median-1l-mlp", "median-2l-mlp"]
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_models_meet_the_bar(name: str) -> None:
-    from shared.zoo.registry import load_model, local_model_dir, local_models
-
     spec = local_models()[name]
     model = load_model(name)
     data = alg.test_set(spec.recipe, count=2000)
-    assert alg.accuracy(model, data) >= 0.99
+    assert accuracy(model, data.prompts()) >= 0.99
     size = sum(p.stat().st_size for p in local_model_dir(name).rglob("*") if p.is_file())
     assert size < 2_000_000
 
 
 def test_dla_adds_up_and_min_head_is_monotone() -> None:
-    from shared.zoo.registry import load_model, local_models
-
     model = load_model("min-1l-attn")
     data = alg.test_set(local_models()["min-1l-attn"].recipe, count=300)
-    dla = alg.direct_logit_attribution(model, data)  # raises if the parts do not add up
-    assert dla["L0H0"] == dla.max()
-    s = alg.circuit_summary(model, data)
-    assert s["deciding_head"] == "L0H0" and s["ablation"].loc["L0H0", "drop"] > 0.5
-    assert s["qk_monotonicity"]["spearman"] < -0.9
-    assert s["attention_on_answer"][0, 0] > 0.8
+    dla = direct_logit_attribution(model, data.prompts(), n_values=data.V)  # raises if the parts do not add up
+    assert dla["a0.h0"] == dla.max()
+    s = chapter.circuit_summary(model, data)
+    assert s.deciding_head == "a0.h0" and s.knockout.as_dict()["a0.h0"] > 0.5
+    assert s.qk_monotonicity.spearman < -0.9
+    assert s.attention_on_answer[0, 0] > 0.8
+    assert s.ov_diagonal_share > 0.9
+
+
+def test_mean_ablation_on_the_engine_matches_a_hook() -> None:
+    """Accuracy with a group of heads mean-ablated through the engine equals the same ablation done by
+    hand with a hook that writes the per-position mean of ``hook_z`` over the same lists."""
+    model = load_model("median-2l-mlp")
+    data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=300)
+    graph = Graph.of(model)
+    means = mean_values(model, data.tokens, per_position=True)
+    engine = score_node_masks(model, data.prompts(), node_mask(graph, graph.heads(0)), means, answer_accuracy)
+    _, cache = model.run_with_cache(data.tokens, names_filter="blocks.0.attn.hook_z")
+    mean = cache["blocks.0.attn.hook_z"].mean(0)
+
+    def hook(act, hook=None):
+        return mean[: act.shape[1]].expand_as(act)
+
+    by_hand = accuracy(model, data.prompts(), fwd_hooks=[("blocks.0.attn.hook_z", hook)])
+    assert abs(float(engine[0]) - by_hand) < 1e-6
 
 
 def test_median_mechanism_interventions() -> None:
-    from shared.zoo.registry import load_model, local_models
-
     model = load_model("median-2l-mlp")
     data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=300)
-    edits = alg.edit_intervention(model, data)
+    edits = chapter.edit_intervention(model, data)
     assert (edits["model = rule prediction"] > 0.95).all()
-    patch = alg.sep_patching(model, data)
+    patch = chapter.sep_patching(model, data)
     assert patch.loc["SEP", "= edited median"] > 0.9
     assert patch.loc["list positions", "= clean median"] > 0.9
 
 
 def test_median_sep_encodes_histogram() -> None:
-    from shared.zoo.registry import load_model, local_models
-
     model = load_model("median-2l-mlp")
     data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=1000)
-    assert alg.cdf_probe(model, data, "blocks.0.hook_attn_out") > 0.9
-    assert alg.cdf_probe(model, data, "hook_pos_embed") < 0.1
+    assert chapter.cdf_probe(model, data, "blocks.0.hook_attn_out") > 0.9
+    assert chapter.cdf_probe(model, data, "hook_pos_embed") < 0.1
 
 
 def test_median_last_layer_heads_carry_the_value() -> None:
-    from shared.zoo.registry import load_model, local_models
-
     model = load_model("median-2l-mlp")
     data = alg.test_set(local_models()["median-2l-mlp"].recipe, count=300)
-    readout = alg.sep_patching(model, data, hook="blocks.1.hook_attn_out")
+    readout = chapter.sep_patching(model, data, hook="blocks.1.hook_attn_out")
     assert readout.loc["SEP", "= edited median"] > 0.85

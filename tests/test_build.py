@@ -1,19 +1,27 @@
-"""The book build: registry, parameters, incremental execution, errors, HTML."""
+"""The book build: registry and table of contents, parameter checks, build keys, incremental execution,
+exported figures, errors, HTML, packaging."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import yaml
 
-from shared.build import cli as build
-from shared.errors import ParameterError
+from shared import sources
+from shared.build import cli, keys, layout as places, toc
+from shared.build.execute import read_source
+from shared.build.layout import Layout
+from shared.chapters import results
+from shared.chapters.registry import PROFILES, check_value, load_contents, load_registry
+from shared.errors import BookError, ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = Path(__file__).parent / "fixtures"
+FIXTURE_FIGURES = ROOT / "figures" / "tiny_chapter"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -22,67 +30,113 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def fixture_book(tmp_path, monkeypatch):
-    """A registry with the tiny fixture chapter, executing into a temporary book folder."""
+    """A registry with the tiny fixture chapter, executing into a temporary book folder (its
+    figures go to figures/tiny_chapter/, removed afterwards)."""
     registry = tmp_path / "chapters.yml"
-    registry.write_text(yaml.safe_dump({"chapters": [
-        {"name": "tiny_chapter", "notebook": "tests/fixtures/tiny_chapter.py",
-         "params": {"local": {"n": 4}}, "smoke": {"n": 2}}]}))
+    registry.write_text(yaml.safe_dump({
+        "root": "intro", "parts": {"main": "Main"},
+        "parameters": {"n": {"type": "int", "min": 1, "max": 100}, "fail": {"type": "bool"},
+                       "seed": {"type": "int", "min": 0}},
+        "chapters": [{"name": "tiny_chapter", "notebook": "tests/fixtures/tiny_chapter.py", "part": "main",
+                      "params": {"local": {"n": 4}}, "smoke": {"n": 2}}]}))
     book_dir = tmp_path / "book"
     book_dir.mkdir()
-    monkeypatch.setattr(build, "REGISTRY", registry)
-    monkeypatch.setattr(build, "BOOK_DIR", book_dir)
-    monkeypatch.setattr(build, "sync_pair", lambda notebook: False)  # fixtures have no committed twin
-    return book_dir
+    monkeypatch.setattr(places, "LAYOUT", Layout(ROOT, registry, book_dir, tmp_path / "_toc.yml", ROOT / "figures",
+                                                 ROOT / "_config.yml"))
+    monkeypatch.setattr(cli, "sync_pair", lambda notebook: False)  # fixtures have no committed twin
+    yield book_dir
+    shutil.rmtree(FIXTURE_FIGURES, ignore_errors=True)
 
+
+# --------------------------------------------------------------------------------------------
+# the registry and the generated table of contents
+# --------------------------------------------------------------------------------------------
 
 def test_registry_is_consistent():
-    chapters = build.load_registry()
-    toc_files = {e["file"] for part in yaml.safe_load((ROOT / "_toc.yml").read_text())["parts"]
-                 for e in part["chapters"]}
+    chapters = load_registry()
+    assert chapters, "no chapter registered"
     for chapter in chapters.values():
         assert chapter.notebook.exists(), chapter.notebook
-        assert chapter.name in toc_files, f"{chapter.name} is not in _toc.yml"
-        for profile in build.PROFILES:
-            chapter.parameters(profile)  # raises on unknown parameters or model names
+        assert chapter.part, f"{chapter.name} has no part"
+        for profile in PROFILES:
+            chapter.parameters(profile)  # raises on unknown names, bad values or model names
         chapter.parameters("local", chapter.smoke)
+
+
+def test_every_notebook_parameter_has_a_declared_type():
+    """Each name in a notebook's parameters cell has a spec in chapters.yml, and its default fits it."""
+    problems = []
+    for chapter in load_registry().values():
+        assert chapter.declared, f"{chapter.notebook} has no parameters cell"
+        for name, default in chapter.declared.items():
+            try:
+                check_value(name, chapter.spec(name), default)
+            except ParameterError as err:
+                problems.append(f"{chapter.name}: {err}")
+    assert not problems, "\n".join(problems)
+
+
+def test_toc_is_generated_from_the_registry():
+    """_toc.yml is committed and equal to what the build writes from notebooks/chapters.yml."""
+    assert (ROOT / "_toc.yml").read_text() == toc.toc_text(Layout.at(ROOT)), \
+        "_toc.yml is out of date: run python -m shared.build --no-html (it regenerates it)"
+    contents = load_contents()
+    files = [name for _, names in contents.parts for name in names]
+    chapters = load_registry()
+    assert set(chapters) <= set(files) and len(files) == len(set(files))
+    for name in files:
+        assert name in chapters or name in contents.generated or (ROOT / "book" / f"{name}.md").exists(), name
 
 
 def test_committed_notebook_twins_match_sources():
     import jupytext
 
-    for chapter in build.load_registry().values():
+    for chapter in load_registry().values():
         twin = chapter.notebook.with_suffix(".ipynb")
         assert twin.exists(), f"{twin} is missing: run python -m shared.build"
-        expected = jupytext.writes(build.read_source(chapter.notebook), fmt="ipynb")
+        expected = jupytext.writes(read_source(chapter.notebook), fmt="ipynb")
         assert twin.read_text() == expected, f"{twin} is out of date: run python -m shared.build"
         assert all(not c.get("outputs") for c in json.loads(twin.read_text())["cells"])
+        assert sources.notebook_parameters(twin) == chapter.declared
 
 
-def test_incremental_build_and_overrides(fixture_book, capsys):
-    assert build.main(["--no-html"]) == 0
-    out = capsys.readouterr().out
-    assert "executed in" in out
-    executed = json.loads((fixture_book / "tiny_chapter.ipynb").read_text())
-    text = json.dumps(executed)
-    assert "We drew **4** points." in text and "Open this chapter in Colab" in text
-    assert build.main(["--no-html"]) == 0
-    assert "up to date" in capsys.readouterr().out
-    assert build.main(["--no-html", "--param", "n=5"]) == 0
-    assert "executed in" in capsys.readouterr().out
-    assert "We drew **5** points." in (fixture_book / "tiny_chapter.ipynb").read_text()
+# --------------------------------------------------------------------------------------------
+# parameter checks: one sentence, before anything executes
+# --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("spec, value, message", [
+    ({"type": "int", "min": 0, "max": 10}, "abc", "p must be an integer, got 'abc'."),
+    ({"type": "int", "min": 0, "max": 10}, 2.0, "p must be an integer, got 2.0."),
+    ({"type": "int", "min": 0, "max": 10}, 11, "p must be an integer from 0 to 10, got 11."),
+    ({"type": "int", "min": 1}, 0, "p must be an integer of at least 1, got 0."),
+    ({"type": "float", "min": 0, "max": 1, "open_min": True}, 0, "p must be a number greater than 0 and at most 1"),
+    ({"type": "bool"}, "yes", "p must be true or false, got 'yes'."),
+    ({"type": "str", "choices": ["min", "median"]}, "max", "p must be one of 'min', 'median', got 'max'."),
+    ({"type": "list", "of": "int", "min": 2, "max": 8, "min_len": 1}, [2, 9],
+     "p must be a non-empty list of integers from 2 to 8, got [2, 9]."),
+    ({"type": "list", "of": "int", "min_len": 1}, 3, "p must be a non-empty list of integers, got 3."),
+    ({"type": "list", "of": "planted", "min_len": 1}, [], "p must be a non-empty list of planted model names"),
+    ({"type": "list", "of": "sequence_task"}, ["months", "nope"], "Unknown sequence task 'nope' in p; choose from"),
+    ({"type": "list", "of": "sequence_task"}, ["months", "months"], "p lists 'months' twice."),
+    ({"type": "model"}, "gpt7", "Unknown model 'gpt7'"),
+])
+def test_check_value_says_what_is_wrong_in_one_sentence(spec, value, message):
+    with pytest.raises(BookError) as err:
+        check_value("p", spec, value)
+    assert message in str(err.value) and len(str(err.value).splitlines()) == 1
 
 
-def test_failing_notebook_names_the_cell(fixture_book, capsys):
-    assert build.main(["--no-html", "--param", "fail=true"]) == 2
-    err = capsys.readouterr().err
-    assert "failed in cell" in err and "ValueError: asked to fail" in err
-    assert not (fixture_book / "tiny_chapter.ipynb").exists(), "a failed run must not replace the output"
+def test_check_value_returns_normalised_values():
+    assert check_value("p", {"type": "float"}, 1) == 1.0 and isinstance(check_value("p", {"type": "float"}, 1), float)
+    assert check_value("p", {"type": "list", "of": "int"}, (1, 2)) == [1, 2]
 
 
 def test_bad_parameters_raise_one_sentence(fixture_book):
-    chapter = build.load_registry()["tiny_chapter"]
+    chapter = cli.registry()["tiny_chapter"]
     with pytest.raises(ParameterError, match="has no parameter 'size'; its parameters are n, fail, seed"):
         chapter.parameters("local", {"size": 3})
+    with pytest.raises(ParameterError, match="n must be an integer, got 'abc'"):
+        chapter.parameters("local", {"n": "abc"})
     with pytest.raises(ParameterError, match="Unknown profile 'papr'"):
         chapter.parameters("papr")
 
@@ -92,29 +146,184 @@ def test_bad_parameters_raise_one_sentence(fixture_book):
     (["--profile", "nonsense"], "Unknown profile 'nonsense'"),
     (["--param", "no_such_param=1"], "No selected chapter has a parameter 'no_such_param'"),
     (["--param", "model_name=gpt7"], "Unknown model 'gpt7'"),
+    (["--chapter", "seq_knockouts", "--param", "seed=abc"], "seed must be an integer, got 'abc'."),
+    (["--chapter", "seq_knockouts", "--param", "n_prompts=1"], "n_prompts must be an integer from"),
+    (["--chapter", "seq_knockouts", "--param", "task_names=[numerals, nope]"], "Unknown sequence task 'nope'"),
+    (["--chapter", "circuit_methods", "--param", "models=[]"], "models must be a non-empty list of planted"),
+    (["--chapter", "seq_knockouts", "--param", "seed=[1"], "--param seed has a value that is not valid YAML"),
 ])
-def test_cli_errors_are_one_line(args, message):
-    if args[:2] == ["--param", "model_name=gpt7"] and not build.load_registry():
-        pytest.skip("no chapter registered yet")
+def test_cli_errors_are_one_line_before_anything_executes(args, message):
     proc = run_cli(*args, "--no-html")
-    assert proc.returncode == 2
+    assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert "executing" not in proc.stdout and "synced" not in proc.stdout
+
+
+def test_cli_lists_chapters():
+    proc = run_cli("--list")
+    assert proc.returncode == 0, proc.stderr
+    for name in load_registry():
+        assert f"{name}: notebooks/{name}.py" in proc.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# build keys: what re-executes a chapter
+# --------------------------------------------------------------------------------------------
+
+def _copy_sources(dest: Path) -> None:
+    """The parts of the repository a build key reads: shared/*.py, the notebooks, the registry, config."""
+    def skip(folder: str, names: list[str]) -> list[str]:
+        return [n for n in names if n in ("checkpoints", "__pycache__")
+                or (not n.endswith(".py") and not (Path(folder) / n).is_dir())]
+
+    shutil.copytree(ROOT / "shared", dest / "shared", ignore=skip)
+    (dest / "notebooks").mkdir()
+    for path in list((ROOT / "notebooks").glob("*.py")) + [ROOT / "notebooks" / "chapters.yml"]:
+        shutil.copy(path, dest / "notebooks" / path.name)
+    shutil.copy(ROOT / "_config.yml", dest / "_config.yml")
+
+
+def test_build_key_follows_the_import_graph(tmp_path):
+    """Editing a module only the algorithmic chapters import re-keys only them; a comment anywhere,
+    or code no chapter imports, re-keys nothing; a notebook re-keys itself; _config.yml all."""
+    _copy_sources(tmp_path)
+    layout = Layout.at(tmp_path)
+    chapters = load_registry(layout.registry, tmp_path)
+    params = {name: ch.parameters("local") for name, ch in chapters.items()}
+
+    def current() -> dict[str, str]:
+        return {name: keys.build_key(keys.key_parts(ch, params[name], layout)) for name, ch in chapters.items()}
+
+    def edit(path: Path, text: str, at_start: bool = False) -> None:
+        old = path.read_text()
+        path.write_text(text + old if at_start else old + text)
+
+    closures = {name: set(sources.file_closure(ch.notebook, tmp_path)) for name, ch in chapters.items()}
+    users = {m: {n for n, c in closures.items() if m in c} for m in set().union(*closures.values())}
+    algorithmic = {name for name in chapters if name.startswith("algorithmic")}
+    only_algorithmic = sorted(m for m, u in users.items() if u == algorithmic)
+    assert only_algorithmic, "no module is imported by the algorithmic chapters alone"
+    module = next((m for m in only_algorithmic if m.startswith("shared.plots.")), only_algorithmic[0])
+    everything = sorted(".".join(p.relative_to(tmp_path).with_suffix("").parts).removesuffix(".__init__")
+                        for p in (tmp_path / "shared").rglob("*.py"))
+    unused = [m for m in ["shared.build.cli", *everything] if m not in users]  # the build, once nothing imports it
+    assert unused, "every module is imported by some chapter"
+
+    before = current()
+    edit(sources.module_file(module, tmp_path), "\n\ndef _added_by_a_test():\n    return 1\n")
+    after = current()
+    assert {n for n in chapters if after[n] != before[n]} == algorithmic, module
+
+    before = after
+    edit(sources.module_file("shared.errors", tmp_path), "# a comment, then a blank line\n\n", at_start=True)
+    edit(sources.module_file(unused[0], tmp_path), "\n\nSOMETHING_NEW = 1\n")
+    assert current() == before
+
+    edit(chapters["seq_knockouts"].notebook, "\n# %%\nprint('one more cell')\n")
+    after = current()
+    assert {n for n in chapters if after[n] != before[n]} == {"seq_knockouts"}
+
+    edit(layout.config, "\n# edited\n")
+    final = current()
+    assert all(final[n] != after[n] for n in chapters)
+
+
+def test_key_parts_name_models_and_packages():
+    chapter = load_registry()["seq_knockouts"]
+    params = chapter.parameters("local")
+    assert keys.model_names(params) == ["seq-lm"]
+    assert keys.model_names({"model_name": "gpt2-small", "compare_with": ["seq-lm"], "models": ["induction"]}) \
+        == ["seq-lm"]
+    assert set(keys.package_versions()) == {"torch", "transformer-lens"}
+    parts = keys.key_parts(chapter, params, Layout.at(ROOT))
+    assert list(parts) == list(keys.PARTS) and all(parts.values())
+    assert keys.changed_parts({"key_parts": {**parts, "models": "x"}}, parts) == ["models"]
+
+
+def test_sources_follow_packages_relative_and_named_imports(tmp_path):
+    closure = sources.module_closure(["shared.zoo.registry"])
+    assert {"shared", "shared.zoo", "shared.zoo.seq_lm", "shared.zoo.cache"} <= set(closure)  # ZOO_MODULES named
+    pkg = tmp_path / "shared" / "sub"
+    pkg.mkdir(parents=True)
+    (tmp_path / "shared" / "__init__.py").write_text("")
+    (pkg / "__init__.py").write_text("from . import a\n")
+    (pkg / "a.py").write_text("from .b import thing\n")
+    (pkg / "b.py").write_text("def thing():\n    from shared import c\n")
+    (tmp_path / "shared" / "c.py").write_text("")
+    (tmp_path / "shared" / "unused.py").write_text("")
+    assert sources.module_closure(["shared.sub"], tmp_path) == ["shared", "shared.c", "shared.sub", "shared.sub.a",
+                                                                "shared.sub.b"]
+
+
+def test_cached_json_is_keyed_by_model_parameters_and_code(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITS_BOOK_CACHE", str(tmp_path))
+    bridge = SimpleNamespace(book_model_name="m", book_model_description="d", cfg=None)
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"x": 1.5}
+
+    assert results.cached_json("demo", bridge, {"a": 1}, compute, module="shared.engine.graph") == {"x": 1.5}
+    assert results.cached_json("demo", bridge, {"a": 1}, compute, module="shared.engine.graph") == {"x": 1.5}
+    assert len(calls) == 1
+    results.cached_json("demo", bridge, {"a": 2}, compute, module="shared.engine.graph")
+    results.cached_json("demo", bridge, {"a": 1}, compute, module="shared.engine.batch")
+    assert len(calls) == 3
+    assert results.code_key("shared.engine.graph") != results.code_key("shared.engine.batch")
+
+
+# --------------------------------------------------------------------------------------------
+# executing chapters
+# --------------------------------------------------------------------------------------------
+
+def test_incremental_build_overrides_and_figures(fixture_book, capsys):
+    assert cli.main(["--no-html"]) == 0
+    out = capsys.readouterr().out
+    assert "executing (not executed yet)" in out and "executed in" in out
+    assert (fixture_book.parent / "_toc.yml").exists()
+    output = fixture_book / "tiny_chapter.ipynb"
+    text = output.read_text()
+    assert "We drew **4** points." in text and "Open this chapter in Colab" in text
+    meta = keys.stored_metadata(output)
+    assert set(meta["figures"]) == {"points.png", "points.svg"} and set(meta["key_parts"]) == set(keys.PARTS)
+    assert (FIXTURE_FIGURES / "points.png").exists()
+    assert cli.main(["--no-html"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    (FIXTURE_FIGURES / "points.svg").unlink()
+    assert cli.main(["--no-html"]) == 0
+    assert "an exported figure is missing or changed" in capsys.readouterr().out
+    assert (FIXTURE_FIGURES / "points.svg").exists()
+    assert cli.main(["--no-html", "--param", "n=5"]) == 0
+    assert "executing (changed: parameters)" in capsys.readouterr().out
+    assert "We drew **5** points." in output.read_text()
+
+
+def test_failing_notebook_names_the_cell(fixture_book, capsys):
+    assert cli.main(["--no-html", "--param", "fail=true"]) == 2
+    err = capsys.readouterr().err
+    assert "failed in cell" in err and "ValueError: asked to fail" in err
+    assert not (fixture_book / "tiny_chapter.ipynb").exists(), "a failed run must not replace the output"
 
 
 def test_html_render_of_a_small_book(fixture_book, tmp_path):
-    build.main(["--no-html"])
+    cli.main(["--no-html"])
     (fixture_book / "intro.md").write_text((ROOT / "book" / "intro.md").read_text())
     (fixture_book / "models.md").write_text("# Models\n")
-    toc = tmp_path / "toc.yml"
-    toc.write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
-                                   "chapters": [{"file": "models"}, {"file": "tiny_chapter"}]}))
-    html = build.render_html(fixture_book, tmp_path / "out", toc=toc)
+    toc_file = tmp_path / "toc.yml"
+    toc_file.write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
+                                        "chapters": [{"file": "models"}, {"file": "tiny_chapter"}]}))
+    html = cli.render_html(fixture_book, tmp_path / "out", toc=toc_file)
     page = (html / "tiny_chapter.html").read_text()
     assert "colab.research.google.com/github/circuits-book/circuits-book/blob/main/notebooks/tiny_chapter.ipynb" in page
     assert "CircuitsVis.render" in page and (html / "_static" / "circuitsvis.js").exists()
     assert "<img" in page, "the matplotlib figure must be inline"
 
+
+# --------------------------------------------------------------------------------------------
+# notebooks on Colab and the package
+# --------------------------------------------------------------------------------------------
 
 def test_every_chapter_opens_with_the_colab_install_cell():
     """The first code cell of each chapter is the hidden Colab cell, installing this repository."""
@@ -130,11 +339,7 @@ def test_every_chapter_opens_with_the_colab_install_cell():
 def test_package_for_colab_carries_checkpoints_and_dependencies(tmp_path):
     """`pip install git+<repo>` (the Colab cell) gets the shared package, the shipped checkpoints and
     the requirements: checked on a wheel built from this checkout."""
-    import subprocess
-    import sys
     import zipfile
-
-    import shutil
 
     src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
     shutil.copytree(ROOT / "shared", src / "shared", ignore=shutil.ignore_patterns("__pycache__"))
@@ -148,6 +353,7 @@ def test_package_for_colab_carries_checkpoints_and_dependencies(tmp_path):
     wheel = zipfile.ZipFile(next(tmp_path.glob("circuits_book-*.whl")))
     names = wheel.namelist()
     assert "shared/__init__.py" in names and "shared/engine/graph.py" in names and "shared/zoo/text/bpe.py" in names
+    assert "shared/sources.py" in names and "shared/build/keys.py" in names
     assert any(n.startswith("shared/checkpoints/models/seq-lm-") and n.endswith("model.safetensors") for n in names)
     assert not any("/results/" in n for n in names), "the result cache must not be packaged"
     meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()

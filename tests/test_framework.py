@@ -1,12 +1,21 @@
 """Framework scores on hand-set weights whose answers are known in advance."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
-from shared.analysis import framework as fw
+from shared.analysis.attention import attention_patterns
+from shared.analysis.heads import head_scores, score_of, top_heads
+from shared.analysis.text import bigram_log_probs, frequent_tokens, icl_score
+from shared.analysis.weights import (Weights, composition_scores, copying_score, cyclic_eigenvalues,
+                                     ov_copying_scores, weights)
+from shared.engine.ablation import mean_values, node_mask, score_node_masks
+from shared.engine.graph import Graph
 from shared.errors import ParameterError
-from shared.zoo.registry import boot_native
+from shared.tasks.repeated import RepeatedTokens, next_token_logprob, repeated_random_tokens, repeated_tokens_for
+from shared.zoo.attn_only import window_batch
+from shared.zoo.registry import boot_native, load_model
 
 V, P = 24, 32          # vocabulary, context
 TOK, POS, PREV, OUT = 0, V, V + P, 2 * V + P   # residual-stream slots (one-hot blocks)
@@ -42,21 +51,31 @@ def _block(n_rows: int, row0: int, col0: int, n: int, scale: float = 1.0, shift:
 
 
 def _repeated_distinct(seq_len: int, batch: int, seed: int) -> torch.Tensor:
-    """Like ``fw.repeated_random_tokens`` but without repeats inside a half (one earlier match)."""
+    """Like ``repeated_random_tokens`` but without repeats inside a half (one earlier match)."""
     gen = torch.Generator().manual_seed(seed)
     half = torch.stack([torch.randperm(V, generator=gen)[:seq_len] for _ in range(batch)])
     return torch.cat([half, half], dim=1)
+
+
+def ablation_table(bridge, rep: RepeatedTokens, ablations: dict[str, list[str]]) -> pd.DataFrame:
+    """The chapter's ablation (framework_2l): mean loss on each copy with the heads mean-ablated."""
+    rows = rep.next_token_rows()
+    masks = torch.stack([node_mask(Graph.of(bridge), heads) for heads in ablations.values()])
+    loss = -score_node_masks(bridge, rows.batch, masks, mean_values(bridge, rep.tokens), next_token_logprob,
+                             per_prompt=True)
+    return pd.DataFrame({"loss first half": loss[:, ~rows.repeated].mean(1).numpy(),
+                         "loss repeated half": loss[:, rows.repeated].mean(1).numpy()}, index=list(ablations))
 
 
 @pytest.fixture(scope="module")
 def induction_model():
     """A 2-layer attention-only model wired by hand as previous-token head -> induction head.
 
-    L0H0 attends from position i to i-1 (queries/keys from one-hot positions) and writes the token
-    it sees into the PREV slot. L1H0 queries with the current token and keys with the PREV slot, so
+    a0.h0 attends from position i to i-1 (queries/keys from one-hot positions) and writes the token
+    it sees into the PREV slot. a1.h0 queries with the current token and keys with the PREV slot, so
     it attends to the position after an earlier copy of the current token (K-composition), and
     copies that position's token into the OUT slot, which the unembedding reads.
-    L0H1 and L1H1 are distractors confined to the positional slot.
+    a0.h1 and a1.h1 are distractors confined to the positional slot.
     """
     cfg = dict(n_layers=2, d_model=D_MODEL, n_heads=2, d_head=D_HEAD, d_vocab=V, n_ctx=P,
                attn_only=True, normalization_type=None, seed=0)
@@ -68,10 +87,10 @@ def induction_model():
         model.head._original_component.weight.copy_(_block(D_MODEL, OUT, 0, V, n_cols=V).T)
         model.head._original_component.bias.zero_()
         eye_tok = _block(D_MODEL, TOK, 0, V)              # token slot -> head dims 0..V
-        # L0H0: query position i on head dim i, key position j on head dim j + 1.
+        # a0.h0: query position i on head dim i, key position j on head dim j + 1.
         _set_head(bridge, 0, 0, _block(D_MODEL, POS, 0, P, SHARP), _block(D_MODEL, POS, 0, P, 1.0, shift=1),
                   eye_tok, _block(D_HEAD, 0, PREV, V, n_cols=D_MODEL))
-        # L1H0: query = current token, key = previous token slot, value = token -> OUT slot.
+        # a1.h0: query = current token, key = previous token slot, value = token -> OUT slot.
         _set_head(bridge, 1, 0, _block(D_MODEL, TOK, 0, V, SHARP), _block(D_MODEL, PREV, 0, V),
                   eye_tok, _block(D_HEAD, 0, OUT, V, 5.0, n_cols=D_MODEL))
         gen = torch.Generator().manual_seed(0)
@@ -87,22 +106,22 @@ def induction_model():
 
 def test_copying_score_of_identity_and_negated_identity():
     eye = torch.eye(6)
-    assert fw.copying_score(fw.cyclic_eigenvalues(eye)) == pytest.approx(1.0)
-    assert fw.copying_score(fw.cyclic_eigenvalues(-eye)) == pytest.approx(-1.0)
+    assert copying_score(cyclic_eigenvalues(eye)) == pytest.approx(1.0)
+    assert copying_score(cyclic_eigenvalues(-eye)) == pytest.approx(-1.0)
     # A full OV circuit with identity embed/unembed and W_V W_O = I copies perfectly.
-    w = {"W_E": torch.eye(6), "W_U": torch.eye(6), "W_V": torch.eye(6)[None, None], "W_O": torch.eye(6)[None, None]}
-    assert fw.ov_copying_scores(w)[0, 0] == pytest.approx(1.0)
-    w["W_O"] = -w["W_O"]
-    assert fw.ov_copying_scores(w)[0, 0] == pytest.approx(-1.0)
+    w = Weights(W_E=torch.eye(6), W_U=torch.eye(6), W_V=torch.eye(6)[None, None], W_O=torch.eye(6)[None, None])
+    assert ov_copying_scores(w)[0, 0] == pytest.approx(1.0)
+    w.W_O = -w.W_O
+    assert ov_copying_scores(w)[0, 0] == pytest.approx(-1.0)
     # A rotation by 90 degrees has eigenvalues ±i: neither copying nor anti-copying.
     rot = torch.tensor([[0.0, -1.0], [1.0, 0.0]])
-    assert fw.copying_score(fw.cyclic_eigenvalues(rot)) == pytest.approx(0.0, abs=1e-9)
+    assert copying_score(cyclic_eigenvalues(rot)) == pytest.approx(0.0, abs=1e-9)
 
 
 def test_cyclic_eigenvalues_match_full_product():
     gen = torch.Generator().manual_seed(1)
     a, b = torch.randn(20, 3, generator=gen), torch.randn(3, 20, generator=gen)
-    small = fw.cyclic_eigenvalues(a, b)
+    small = cyclic_eigenvalues(a, b)
     full = torch.linalg.eigvals((a @ b).double())
     assert len(small) == 3
     top = full[full.abs().argsort(descending=True)[:3]]
@@ -110,33 +129,36 @@ def test_cyclic_eigenvalues_match_full_product():
 
 
 def test_hand_built_weights_are_read_back(induction_model):
-    w = fw.weights(induction_model)
-    assert w["W_Q"].shape == (2, 2, D_MODEL, D_HEAD)
-    assert w["W_Q"][1, 0][TOK + 3, 3] == pytest.approx(SHARP)
-    assert w["W_O"][0, 0][5, PREV + 5] == pytest.approx(1.0)
+    w = weights(induction_model)
+    assert w.W_Q.shape == (2, 2, D_MODEL, D_HEAD)
+    assert w.W_Q[1, 0][TOK + 3, 3] == pytest.approx(SHARP)
+    assert w.W_O[0, 0][5, PREV + 5] == pytest.approx(1.0)
 
 
 def test_hand_built_induction_circuit_is_recognised(induction_model):
     seq_len = 15
     tokens = _repeated_distinct(seq_len, batch=8, seed=0)                   # no BOS: [8, 30]
-    scores = fw.head_scores(fw.attention_patterns(induction_model, tokens), seq_len, has_bos=False)
-    assert scores["previous-token"][0, 0] > 0.9
-    assert scores["induction"][1, 0] > 0.5
-    assert fw.top_heads(scores["induction"], 0.5) == [(1, 0)]
-    assert fw.top_heads(scores["previous-token"], 0.5) == [(0, 0)]
-    comp = fw.composition_scores(fw.weights(induction_model))
-    k = comp["K"][1, 0, 0, 0]
-    everything = torch.stack([comp[kind][1, :, 0, :] for kind in "QKV"])
+    scores = head_scores(attention_patterns(induction_model, tokens), seq_len, n_heads=2)   # start 0: no BOS
+    assert score_of(scores.previous_token, "a0.h0") > 0.9
+    assert score_of(scores.induction, "a1.h0") > 0.5
+    assert top_heads(scores.induction, 0.5) == ["a1.h0"]
+    assert top_heads(scores.previous_token, 0.5) == ["a0.h0"]
+    comp = composition_scores(weights(induction_model))
+    k = comp.K[1, 0, 0, 0]
+    everything = torch.stack([getattr(comp, kind)[1, :, 0, :] for kind in "QKV"])
     assert k == everything.max()
-    assert k > 5 * max(float(comp["Q"][1, 0, 0, 0]), float(comp["V"][1, 0, 0, 0]))
-    assert float(comp["K"][0].abs().max()) == 0.0   # no layer composes with itself or later layers
+    assert k > 5 * max(float(comp.Q[1, 0, 0, 0]), float(comp.V[1, 0, 0, 0]))
+    assert float(comp.K[0].abs().max()) == 0.0   # no layer composes with itself or later layers
+    assert comp.strongest("K") == ("a1.h0", "a0.h0", pytest.approx(float(k)))
+    assert comp.source_of("K", "a1.h0") == "a0.h0"
 
 
 def test_ablating_the_induction_head_hurts_only_the_repeated_half(induction_model):
     seq_len = 15
     tokens = _repeated_distinct(seq_len, batch=16, seed=1)
-    table = fw.ablation_table(induction_model, tokens, seq_len, {"L1H0": [(1, 0)], "L1H1": [(1, 1)]})
-    clean, ablated, other = table.loc["none (clean)"], table.loc["L1H0"], table.loc["L1H1"]
+    table = ablation_table(induction_model, RepeatedTokens(tokens, seq_len),
+                           {"none (clean)": [], "a1.h0": ["a1.h0"], "a1.h1": ["a1.h1"]})
+    clean, ablated, other = table.loc["none (clean)"], table.loc["a1.h0"], table.loc["a1.h1"]
     assert clean["loss repeated half"] < 0.5 < clean["loss first half"]
     assert ablated["loss repeated half"] - clean["loss repeated half"] > 1.0
     assert abs(ablated["loss first half"] - clean["loss first half"]) < 0.5
@@ -146,25 +168,23 @@ def test_ablating_the_induction_head_hurts_only_the_repeated_half(induction_mode
 def test_bigram_statistics_and_skip_trigram_circuits():
     stream = torch.tensor([1, 2, 1, 2, 1, 3, 0])
     ids = torch.tensor([1, 2, 3])
-    logp, pairs = fw.bigram_log_probs(stream, ids)
+    logp, pairs = bigram_log_probs(stream, ids)
     assert pairs[0, 1] == 2 and pairs[0, 2] == 1          # 1->2 twice, 1->3 once
     assert torch.exp(logp[0, 1]) == pytest.approx(2 / 3)
     assert torch.isinf(logp[1, 1])
-    assert fw.frequent_tokens(stream, 2).tolist() == [1, 2]
+    assert frequent_tokens(stream, 2).tolist() == [1, 2]
 
 
 def test_icl_score_and_bad_parameters():
     loss = torch.linspace(5.0, 3.0, 100)
-    assert fw.icl_score(loss, 10, 90) < 0
+    assert icl_score(loss, 10, 90) < 0
     with pytest.raises(ParameterError):
-        fw.icl_score(loss, 90, 10)
+        icl_score(loss, 90, 10)
     with pytest.raises(ParameterError):
-        fw.repeated_random_tokens(10, 1, 4, 0)
+        repeated_random_tokens(10, 1, 4, 0)
 
 
 def test_training_windows_contain_the_documented_repeats():
-    from shared.zoo.attn_only import window_batch
-
     data = torch.arange(10_000) % 997 + 1          # no repeats within any window of 128
     gen = torch.Generator().manual_seed(0)
     plain = window_batch(data, 8, 128, gen)
@@ -176,24 +196,26 @@ def test_training_windows_contain_the_documented_repeats():
 
 
 def test_repeated_random_tokens_layout():
-    t = fw.repeated_random_tokens(100, 10, batch=3, seed=0, bos_id=0, exclude=[0])
+    t = repeated_random_tokens(100, 10, n=3, seed=0, bos_id=0, exclude=[0])
     assert t.shape == (3, 21) and (t[:, 0] == 0).all() and (t[:, 1:] != 0).all()
     assert torch.equal(t[:, 1:11], t[:, 11:])
+    rows = RepeatedTokens(t, 10).next_token_rows()
+    assert len(rows.batch) == 3 * 18 and int(rows.repeated.sum()) == 3 * 9
+    assert rows.batch.answer_pos[:9].tolist() == list(range(1, 10))       # predictions inside the first copy
+    assert rows.batch.answer_pos[9:18].tolist() == list(range(11, 20))    # ... and inside the second
+    assert torch.equal(rows.batch.correct[:18], t[0, rows.batch.answer_pos[:18] + 1])
 
 
 def test_shipped_two_layer_model_has_induction_heads():
     """The trained 2L model: heads with induction score > 0.5 whose ablation hurts the repeated half only."""
-    from shared.analysis import framework as fw
-    from shared.zoo.registry import load_model
-
     model = load_model("attn-only-2l")
     seq_len = 25
-    tokens = fw.repeated_tokens_for(model, seq_len, batch=16, seed=0)
-    scores = fw.head_scores(fw.attention_patterns(model, tokens), seq_len)["induction"]
+    rep = repeated_tokens_for(model, seq_len, n=16, seed=0)
+    scores = head_scores(attention_patterns(model, rep.tokens), seq_len, model.cfg.n_heads).induction
     assert scores.max() > 0.5
-    heads = fw.top_heads(scores, 0.5)
-    assert all(layer == 1 for layer, _ in heads), "induction needs a layer-0 head to compose with"
-    table = fw.ablation_table(model, tokens, seq_len, {"induction": heads})
+    heads = top_heads(scores, 0.5)
+    assert all(h.startswith("a1.") for h in heads), "induction needs a layer-0 head to compose with"
+    table = ablation_table(model, rep, {"none (clean)": [], "induction": heads})
     rise = table.loc["induction", "loss repeated half"] - table.loc["none (clean)", "loss repeated half"]
     first = abs(table.loc["induction", "loss first half"] - table.loc["none (clean)", "loss first half"])
     assert rise > 2.0 and first < 0.3

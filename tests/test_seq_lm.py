@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from shared.tasks import sequences as tasks
+from shared.tasks import tokens
 from shared.zoo.registry import boot_native, load_model, model_metrics
 from shared.zoo.text.seq_tokenizers import seq_tokenizer
 from shared.zoo.seq_lm import is_trained
@@ -20,7 +21,7 @@ def seq_lm():
 @pytest.mark.parametrize("task", ["numerals", "number_words", "months"])
 def test_held_out_among_words_accuracy_at_least_90_percent(seq_lm, task):
     prompts = tasks.generate(task, "among_words", 4, 60, seed=777)
-    table = tasks.score(seq_lm, prompts)
+    table = tokens.score(seq_lm, prompts)
     assert table.top1.mean() >= 0.9, f"{task}: {table.top1.mean():.2f}"
     assert (table.logit_diff > 0).mean() >= 0.9
 
@@ -46,14 +47,14 @@ def test_corruption_lowers_logit_difference(seq_lm):
 
 def test_filter_correct_counts_and_seeding(seq_lm):
     prompts = tasks.generate("months", n_prompts=30, seed=1) + tasks.generate("letters", n_prompts=30, seed=1)
-    kept = tasks.filter_correct(seq_lm, prompts, min_margin=0.1, verbose=False)
-    table = tasks.score(seq_lm, prompts)
+    kept = tokens.filter_correct(seq_lm, prompts, min_margin=0.1, verbose=False)
+    table = tokens.score(seq_lm, prompts)
     expected = (table.top1 & (table.margin >= 0.1))
     assert len(kept) == int(expected.sum())
     assert kept.counts["months"] == (int(expected[:30].sum()), 30)
     assert all(p in prompts for p in kept)
-    a = tasks.filter_correct(seq_lm, prompts, max_keep=5, seed=3, verbose=False)
-    b = tasks.filter_correct(seq_lm, prompts, max_keep=5, seed=3, verbose=False)
+    a = tokens.filter_correct(seq_lm, prompts, max_keep=5, seed=3, verbose=False)
+    b = tokens.filter_correct(seq_lm, prompts, max_keep=5, seed=3, verbose=False)
     assert a == b and all(sum(p.task == t for p in a) <= 5 for t in ("months", "letters"))
 
 
@@ -66,10 +67,10 @@ def test_teacher_forced_scores_sum_token_log_probs():
     model.eval()
     prompts = [p for p in tasks.generate("numerals", "among_words", 4, 40, seed=0)
                if all(len(m) == 2 for m in p.members + (p.answer,))][:3]
-    table = tasks.score(model, prompts, multi_token=True)
+    table = tokens.score(model, prompts, multi_token=True)
     for row, p in zip(table.itertuples(), prompts):
-        ids, _ = tasks.tokenize(tok, p.text + " " + p.answer)
-        n_answer = len(tasks.answer_ids(tok, [p.answer])[0])
+        ids, _ = tokens.tokenize(tok, p.text + " " + p.answer)
+        n_answer = len(tokens.answer_ids(tok, [p.answer])[0])
         assert n_answer == 3
         with torch.no_grad():
             logp = model(torch.tensor([ids]))[0].log_softmax(-1)
@@ -83,6 +84,6 @@ def test_shipped_digit_model_continues_multi_token_numbers():
     assert is_trained("seq-lm-digits"), "seq-lm-digits must ship trained in shared/checkpoints"
     torch.manual_seed(0)
     model = load_model("seq-lm-digits")
-    assert any(len(ids) > 1 for ids in tasks.answer_ids(model, [" 42", " 57"]))
-    table = tasks.score(model, tasks.generate("numerals", "bare", 4, 40, seed=777), multi_token=True)
+    assert any(len(ids) > 1 for ids in tokens.answer_ids(model, [" 42", " 57"]))
+    table = tokens.score(model, tasks.generate("numerals", "bare", 4, 40, seed=777), multi_token=True)
     assert table.top1.mean() >= 0.8, f"{table.top1.mean():.2f}"

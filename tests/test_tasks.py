@@ -1,9 +1,11 @@
-"""Sequence tasks: fields agree with text, corruptions, token positions, BOS, seeding, errors."""
+"""Sequence tasks (shared.tasks.sequences) and their tokens (shared.tasks.tokens): fields agree with text,
+corruptions, token positions, BOS, seeding, ordinal lists, errors."""
 from __future__ import annotations
 
 import pytest
 
 from shared.tasks import sequences as tasks
+from shared.tasks import tokens
 from shared.errors import ParameterError
 from shared.zoo.text.seq_tokenizers import seq_tokenizer
 
@@ -85,13 +87,13 @@ def test_same_seed_same_dataset():
 
 def test_positions_point_at_member_tokens_with_bos(words_tok):
     for prompts in _all_prompts(8):
-        enc = tasks.encode(words_tok, prompts)
-        assert (enc.tokens[:, 0] == tasks.bos_id(words_tok)).all()
+        enc = tokens.encode(words_tok, prompts)
+        assert (enc.tokens[:, 0] == tokens.bos_id(words_tok)).all()
         for i, p in enumerate(prompts):
             shown = words_tok.convert_ids_to_tokens(enc.tokens[i, enc.member_pos[i]].tolist())
             assert [s.replace("Ġ", " ") for s in shown] == [" " + m for m in p.members]
             assert enc.end_pos[i] == enc.tokens.shape[1] - 1
-            assert enc.answers[i] == tasks.answer_ids(words_tok, [p.answer])[0]
+            assert enc.answers[i] == tokens.answer_ids(words_tok, [p.answer])[0]
 
 
 def test_make_batch_answers_and_equal_lengths(words_tok):
@@ -100,11 +102,11 @@ def test_make_batch_answers_and_equal_lengths(words_tok):
         batch = tasks.make_batch(words_tok, prompts, corruption=corruption)
         assert batch.clean.shape == batch.corrupt.shape and len(batch) == 20
         assert (batch.corrupt[:, 0] == batch.clean[:, 0]).all()
-        assert batch.correct.tolist() == [i[0] for i in tasks.answer_ids(words_tok, [p.answer for p in prompts])]
-        assert batch.incorrect.tolist() == [i[0] for i in tasks.answer_ids(words_tok, [p.members[-1] for p in prompts])]
+        assert batch.correct.tolist() == [i[0] for i in tokens.answer_ids(words_tok, [p.answer for p in prompts])]
+        assert batch.incorrect.tolist() == [i[0] for i in tokens.answer_ids(words_tok, [p.members[-1] for p in prompts])]
         assert (batch.answer_pos == batch.clean.shape[1] - 1).all()
         # corrupted tokens differ from clean ones only at member positions
-        member_pos, _ = tasks.token_positions(words_tok, prompts)
+        member_pos, _ = tokens.token_positions(words_tok, prompts)
         differs = (batch.clean != batch.corrupt)
         for i in range(len(batch)):
             assert set(differs[i].nonzero().view(-1).tolist()) <= set(member_pos[i].tolist())
@@ -119,21 +121,32 @@ def test_ordinal_tokens(words_tok, digits_tok):
         tasks.ordinal_tokens(digits_tok, "plus2")
 
 
+def test_ordinal_lists_once_per_list(words_tok, digits_tok, capsys):
+    lists = tasks.ordinal_lists(words_tok, ["numerals", "plus2", "months"])
+    assert list(lists) == ["numerals", "months"]  # plus2 counts on the numerals list
+    assert lists["months"].cyclic and not lists["numerals"].cyclic
+    assert lists["numerals"].ids.tolist() == tasks.ordinal_tokens(words_tok, "numerals").tolist()
+    only_words = tasks.ordinal_lists(digits_tok, ["numerals", "months"])  # numerals split into digits here
+    assert list(only_words) == ["months"] and "numerals" in capsys.readouterr().out
+    with pytest.raises(ParameterError, match="single-token"):
+        tasks.ordinal_lists(digits_tok, ["numerals"])
+
+
 def test_digit_tokenizer_multi_token_members(digits_tok):
     prompts = tasks.generate("numerals", "bare", 4, 5, seed=0)
     with pytest.raises(ParameterError, match="multi_token=True"):
-        tasks.encode(digits_tok, prompts)
+        tokens.encode(digits_tok, prompts)
     two_digit = [p for p in tasks.generate("numerals", "among_words", 4, 60, seed=0)
                  if all(len(m) == 2 for m in p.members + (p.answer,))]
-    enc = tasks.encode(digits_tok, two_digit, multi_token=True)
+    enc = tokens.encode(digits_tok, two_digit, multi_token=True)
     for i, p in enumerate(two_digit):
         last_digits = digits_tok.convert_ids_to_tokens(enc.tokens[i, enc.member_pos[i]].tolist())
         assert last_digits == [m[-1] for m in p.members]
         assert len(enc.answers[i]) == 3  # " ", tens digit, units digit
     mixed = tasks.generate("numerals", "bare", 4, 30, seed=0)
     with pytest.raises(ParameterError, match="different lengths"):
-        tasks.encode(digits_tok, mixed, multi_token=True)
-    groups = tasks.group_by_length(digits_tok, mixed)
+        tokens.encode(digits_tok, mixed, multi_token=True)
+    groups = tokens.group_by_length(digits_tok, mixed)
     assert sum(map(len, groups.values())) == 30 and len(groups) > 1
 
 
@@ -154,7 +167,7 @@ def test_gpt2_style_tokenizer_without_bos_token(words_tok):
 
     tok = PreTrainedTokenizerFast(tokenizer_object=words_tok.backend_tokenizer, eos_token="<|endoftext|>")
     assert tok.bos_token_id is None
-    ids, offsets = tasks.tokenize(tok, " 1 2")
+    ids, offsets = tokens.tokenize(tok, " 1 2")
     assert ids[0] == tok.eos_token_id and offsets[0] == (0, 0)
 
 
@@ -180,7 +193,7 @@ def llama_like_tok():
 def test_llama_like_tokenizer(llama_like_tok):
     tok = llama_like_tok
     months = tasks.generate("months", n_prompts=10, seed=0)
-    enc = tasks.encode(tok, months)
+    enc = tokens.encode(tok, months)
     assert (enc.tokens[:, 0] == tok.bos_token_id).all()
     for i, p in enumerate(months):
         assert [s.lstrip("▁") for s in tok.convert_ids_to_tokens(enc.tokens[i, enc.member_pos[i]].tolist())] \
@@ -189,7 +202,7 @@ def test_llama_like_tokenizer(llama_like_tok):
     assert batch.clean.shape == batch.corrupt.shape
     two_digit = [p for p in tasks.generate("numerals", n_prompts=60, seed=0)
                  if all(len(m) == 2 for m in p.members + (p.answer,))]
-    enc = tasks.encode(tok, two_digit, multi_token=True)
+    enc = tokens.encode(tok, two_digit, multi_token=True)
     for i, p in enumerate(two_digit):
         assert tok.convert_ids_to_tokens(enc.tokens[i, enc.member_pos[i]].tolist()) == [m[-1] for m in p.members]
         assert tok.decode(enc.answers[i]).strip() == p.answer

@@ -20,20 +20,11 @@ def residual_stack(bridge: Any, tokens: torch.Tensor, pos: Optional[torch.Tensor
     """Residual stream entering each block and leaving the last one: ``[n_layers + 1, batch, d]``
     at positions ``pos`` [batch] (default: last position)."""
     n_layers = bridge.cfg.n_layers
-    store: dict[int, torch.Tensor] = {}
-
-    def keep(i: int):
-        def hook(x, hook):
-            store[i] = x.detach()
-            return x
-        return hook
-
-    hooks = [(f"blocks.{l}.hook_resid_pre", keep(l)) for l in range(n_layers)]
-    hooks.append((f"blocks.{n_layers - 1}.hook_resid_post", keep(n_layers)))
-    bridge.run_with_hooks(tokens, fwd_hooks=hooks)
+    names = [f"blocks.{l}.hook_resid_pre" for l in range(n_layers)] + [f"blocks.{n_layers - 1}.hook_resid_post"]
+    _, cache = bridge.run_with_cache(tokens, names_filter=lambda name: name in names)
     pos = torch.full((tokens.shape[0],), tokens.shape[1] - 1) if pos is None else pos
     rows = torch.arange(tokens.shape[0])
-    return torch.stack([store[i][rows, pos.to(store[i].device)] for i in range(n_layers + 1)])
+    return torch.stack([cache[name][rows, pos.to(cache[name].device)] for name in names])
 
 
 def stage_names(n_layers: int) -> list[str]:

@@ -2,7 +2,7 @@
 successor head, " 4" -> " 4" for a copy head), read off the weights alone.
 
 These are *top-k* scores on a chosen token list, as in the successor-heads paper; they are not the
-eigenvalue "copying score" of a head's full OV matrix (:func:`shared.analysis.framework.copying_score`).
+eigenvalue "copying score" of a head's full OV matrix (:func:`shared.analysis.weights.copying_score`).
 
 * :func:`effective_embedding` — a token's embedding plus what MLP 0 adds to it (attention 0 skipped);
 * :func:`ov_logits` — effective embedding -> the head's input norm -> ``W_V W_O`` -> final norm -> ``W_U``;

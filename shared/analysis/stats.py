@@ -48,7 +48,7 @@ def ov_diagonal_argmax_share(table: np.ndarray) -> float:
     whose largest entry lies on the diagonal: the source tokens whose top output is themselves.
 
     This is a count over an OV table read from activations, not the eigenvalue copying score of
-    :mod:`shared.analysis.framework`."""
+    :func:`shared.analysis.weights.copying_score`."""
     rows = np.flatnonzero(~np.isnan(table[:, 0]))
     return float((np.nanargmax(table[rows], axis=1) == rows).mean())
 

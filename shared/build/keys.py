@@ -88,13 +88,15 @@ def model_digest(name: str) -> str:
 
 
 def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> dict[str, str]:
-    """The hash of each part of ``chapter``'s build key (see the module docstring)."""
+    """The hash of each part of ``chapter``'s build key (see the module docstring). Models are looked
+    up in the parameters the notebook actually runs with: its defaults with ``params`` over them."""
     modules = file_closure(chapter.notebook, layout.root)
+    effective = {**chapter.declared, **params}
     return {
         "notebook": _sha(chapter.notebook.read_bytes()),
         "parameters": _json_sha(params),
         "code": source_digest(modules, layout.root),
-        "models": _json_sha({name: model_digest(name) for name in model_names(params)}),
+        "models": _json_sha({name: model_digest(name) for name in model_names(effective)}),
         "config": _sha(layout.config.read_bytes()) if layout.config.exists() else "",
         "packages": _json_sha(package_versions()),
     }

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from shared.chapters.results import cached_json
 from shared.engine.ablation import KnockoutResult, ablation_values, score_circuit_nodes, zero_values
 from shared.engine.batch import PromptBatch
 from shared.engine.circuit import Circuit
@@ -256,24 +257,6 @@ def transfer_table(bridge: Any, data: Mapping[str, TaskData], circuits: Mapping[
     table.index.name = "circuit of"
     table.columns.name = "evaluated on"
     return table
-
-
-# TEMPORARY: replaced by shared.chapters.results.cached_json once that module exists.
-def cached_json(kind: str, bridge: Any, params: Mapping[str, Any], compute: Any) -> Any:
-    import json
-    from pathlib import Path
-
-    from shared.build.cli import shared_digest
-    from shared.zoo.cache import cached_dir
-
-    def build(tmp: Path) -> None:
-        (tmp / "result.json").write_text(json.dumps(compute(), indent=1, default=float))
-
-    key = {"model": getattr(bridge, "book_model_name", getattr(bridge.cfg, "model_name", "?")),
-           "description": getattr(bridge, "book_model_description", ""), **dict(params),
-           "code": shared_digest()[:16]}
-    folder = cached_dir("results", kind, key, build)
-    return json.loads((folder / "result.json").read_text())
 
 
 __all__ = [

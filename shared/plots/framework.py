@@ -6,12 +6,13 @@ from typing import Any, Mapping, Optional, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 import torch
 from matplotlib.lines import Line2D
 
 from shared.analysis.weights import Composition
 from shared.engine.graph import head_name
-from shared.plots.figures import WIDTH, finish, head_heatmap
+from shared.plots.figures import WIDTH, bars, finish, head_heatmap
 
 COPYING, SUPPRESSING = "tab:green", "tab:red"
 
@@ -49,13 +50,14 @@ def ov_eigenvalues(eigenvalues: Mapping[str, torch.Tensor], copying: Sequence[fl
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
         ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xticks=[-1, 0, 1], yticks=[-1, 0, 1], aspect="equal")
-        ax.set_title(f"{head}: copying {float(score):+.2f}")
+        ax.set_title(f"{head} ({float(score):+.2f})")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     handles = [Line2D([], [], marker="o", ls="", color=c, label=t)
                for c, t in ((COPYING, "copying score > 0"), (SUPPRESSING, "copying score < 0"))]
-    fig.legend(handles=handles, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle("OV-circuit eigenvalues (real against imaginary part, modulus rescaled)")
+    fig.legend(handles=handles, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0))
+    fig.suptitle("OV-circuit eigenvalues in the complex plane, per head (copying score in brackets)\n"
+                 "modulus scaled to the head's largest, then cube-rooted")
     return finish(fig, name)
 
 
@@ -65,6 +67,18 @@ def composition(comp: Composition, baseline: float, name: Optional[str] = None) 
     return head_heatmap(panels, title=f"Composition scores (random baseline {baseline:.2f})", vmin=0,
                         cmap="viridis", label="composition score", xlabel="earlier head (writes)",
                         ylabel="later head (reads)", xticklabels=comp.earlier, yticklabels=comp.later, name=name)
+
+
+def ablation_losses(table: pd.DataFrame, name: Optional[str] = None) -> Any:
+    """Mean loss on each copy of repeated random tokens (columns of ``table``) for each set of
+    mean-ablated heads (its rows), as horizontal bars with the legend beside the plot."""
+    fig = bars(list(table.index), {"first (random) half": table["loss first half"],
+                                   "repeated half": table["loss repeated half"]},
+               ylabel="mean loss (nats)", title="Loss on repeated random tokens with heads mean-ablated",
+               horizontal=True)
+    fig.axes[0].legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.set_size_inches(WIDTH, fig.get_size_inches()[1] + 0.4)
+    return finish(fig, name, vector=True)
 
 
 def phase_change(tokens_seen: np.ndarray, validation_loss: Sequence[float], icl: Sequence[float],
@@ -124,4 +138,4 @@ def loss_by_position(position_losses: torch.Tensor, steps: Sequence[int], labell
     return finish(fig, name, vector=True)
 
 
-__all__ = ["bigram_fit", "composition", "loss_by_position", "ov_eigenvalues", "phase_change"]
+__all__ = ["ablation_losses", "bigram_fit", "composition", "loss_by_position", "ov_eigenvalues", "phase_change"]

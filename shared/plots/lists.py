@@ -7,6 +7,7 @@ Built from :mod:`shared.plots.figures`: its width and fonts, :func:`~shared.plot
 """
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping, Optional, Sequence
 
 import matplotlib.pyplot as plt
@@ -98,7 +99,7 @@ def failures(by_length: pd.DataFrame, by_answer: pd.DataFrame, repeats: pd.DataF
     b.set(xlabel="answer value", ylabel="accuracy", ylim=(0, 1.02), title="by answer value")
     for ax in (a, b):
         integer_ticks(ax, y=False)
-    _bar_panel(c, [k.replace(", ", ",\n") for k in repeats.index], repeats["accuracy"], "accuracy",
+    _bar_panel(c, [textwrap.fill(k, 11) for k in repeats.index], repeats["accuracy"], "accuracy",
                "with repeated values", "tab:purple", ylim=(0, 1.02), rotate=False)
     c.tick_params(axis="x", labelsize=8)
     return finish(fig, name, vector=True)

@@ -135,11 +135,14 @@ def task_accuracy(summary: pd.DataFrame, task_names: Sequence[str], title: str =
         ax.set_xlabel("")
         for label in ax.get_xticklabels():
             label.set_ha("right")
-        ax.legend(title="template", loc="lower right", framealpha=0.9)
+        ax.get_legend().remove()
     axes[0].axhline(0.9, color="grey", ls="--", lw=1)
     axes[0].set_ylim(0, 1.05)
-    if title:
-        fig.suptitle(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, title="template", loc="upper right", ncol=len(labels), frameon=False)
+    fig.suptitle(title, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.86))
+    fig.tight_layout = lambda *a, **k: None  # keep room for the legend at the top
     return finish(fig, name, vector=True)
 
 

@@ -121,12 +121,33 @@ def _with_aliases(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> di
     return state
 
 
+def _type_name(value: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            list: "a list", dict: "a mapping"}.get(type(value), type(value).__name__)
+
+
+def _check_override(spec: LocalModel, key: str, default: Any, value: Any) -> None:
+    """One sentence if an override's type differs from the setting's default (before any training)."""
+    if default is None or value is None:
+        return
+    ok = isinstance(value, type(default)) and not (isinstance(value, bool) and not isinstance(default, bool))
+    if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
+        ok = True
+    if isinstance(default, (list, tuple)) and isinstance(value, (list, tuple)):
+        ok = True
+    if not ok:
+        raise ParameterError(f"Setting {key!r} of model {spec.name!r} must be {_type_name(default)} like "
+                             f"{default!r}, got {value!r}.")
+
+
 def _split_overrides(spec: LocalModel, overrides: dict[str, Any]) -> tuple[dict, dict]:
     config, recipe = dict(spec.config), dict(spec.recipe)
     for key, value in overrides.items():
         if key in recipe:
+            _check_override(spec, key, recipe[key], value)
             recipe[key] = value
         elif key in config or key in _native_config_fields():
+            _check_override(spec, key, config.get(key), value)
             config[key] = value
         else:
             raise ParameterError(
@@ -197,6 +218,11 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
     grouped-query-attention model its own copy of its group's key/value weights (the outputs do not
     change; edge-level methods need it); it does nothing to other models.
     """
+    if not isinstance(name, (str, Path)) or not str(name):
+        raise ParameterError(f"The model name must be a non-empty string, got {name!r}.")
+    name = str(name)
+    if step is not None and (isinstance(step, bool) or not isinstance(step, int)):
+        raise ParameterError(f"step must be an integer training step, got {step!r}.")
     if name in local_models():
         folder, spec, config, recipe = _local_entry(name, overrides, retrain)
         tokenizer = spec.tokenizer(recipe) if spec.tokenizer else None
@@ -236,6 +262,8 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
 
 def check_model_name(name: str) -> None:
     """Raise :class:`UnknownModelError` unless ``name`` is a local, pretrained or folder model."""
+    if not isinstance(name, str) or not name:
+        raise ParameterError(f"The model name must be a non-empty string, got {name!r}.")
     if name in local_models() or name in PRETRAINED or "/" in name or Path(name).expanduser().is_dir():
         return
     raise UnknownModelError(

@@ -14,10 +14,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from shared.zoo.cache import config_key
-from shared.zoo.registry import Checkpoints, LocalModel, register_local_model
 from shared.paths import cache_dir
+from shared.tasks import sequences as tasks
+from shared.tasks.tokens import answer_ids, score
+from shared.zoo.cache import config_key
+from shared.zoo.registry import Checkpoints, LocalModel, local_models, register_local_model
 from shared.zoo.text.seq_tokenizers import seq_tokenizer
+from shared.zoo.text.sequences import passages
+from shared.zoo.text.stdlib import stdlib_text
 from shared.zoo.train import evaluate_loss, train_loop
 
 CONFIG = dict(n_layers=4, d_model=128, n_heads=4, d_head=32, d_vocab=2048, n_ctx=64, attn_only=False,
@@ -45,8 +49,6 @@ def _stream(tok: Any, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 def is_trained(name: str) -> bool:
     """Whether local model ``name`` (default settings) is already in the cache, so loading it won't train."""
-    from shared.zoo.registry import local_models
-
     spec = local_models()[name]
     key = {"name": name, "version": spec.version, "config": spec.config, "recipe": spec.recipe}
     return (cache_dir() / "models" / f"{name}-{config_key(key)}" / "model.safetensors").exists()
@@ -54,24 +56,19 @@ def is_trained(name: str) -> bool:
 
 def held_out_accuracy(bridge: Any, n_prompts: int = 100, seed: int = EVAL_SEED) -> dict[str, dict[str, float]]:
     """Top-1 accuracy and mean logit difference per task and template on freshly drawn prompts."""
-    from shared.tasks import sequences as tasks
-
     out: dict[str, dict[str, float]] = {}
     for template in tasks.TEMPLATES:
         for task in tasks.TASKS:
             spec = tasks.get_task(task)
             n = min(n_prompts, len(spec.starts(4))) if template == "bare" else n_prompts
-            multi = any(len(ids) > 1 for ids in tasks.answer_ids(bridge, spec.sequence))
-            table = tasks.score(bridge, tasks.generate(task, template, 4, n, seed=seed), multi_token=multi)
+            multi = any(len(ids) > 1 for ids in answer_ids(bridge, spec.sequence))
+            table = score(bridge, tasks.generate(task, template, 4, n, seed=seed), multi_token=multi)
             out[f"{template}/{task}"] = dict(accuracy=float(table.top1.mean()),
                                              logit_diff=float(table.logit_diff.mean()), n=int(n))
     return out
 
 
 def _train(bridge: Any, recipe: dict[str, Any], checkpoints: Checkpoints) -> dict[str, Any]:
-    from shared.zoo.text.stdlib import stdlib_text
-    from shared.zoo.text.sequences import passages
-
     tok = bridge.tokenizer
     n_ctx = bridge.cfg.n_ctx
     code, _ = _stream(tok, stdlib_text("train", max_chars=recipe["corpus_chars"]))
@@ -109,3 +106,6 @@ register_local_model(LocalModel(
     description="4-layer GPT-2-style LM like seq-lm, with a digit-splitting tokenizer",
     config=CONFIG, recipe={**RECIPE, "tokenizer": "digits"}, trainer=_train, tokenizer=_tokenizer, version=2,
 ))
+
+
+__all__ = ["CONFIG", "EVAL_SEED", "RECIPE", "held_out_accuracy", "is_trained"]

@@ -6,15 +6,19 @@
   ``" ", "4", "2"``; words behave as in ``"words"``.
 
 Both use ``<|endoftext|>`` as BOS and EOS and add no special tokens themselves: prompts add BOS
-explicitly (see :func:`shared.tasks.sequences.tokenize`).
+explicitly (see :func:`shared.tasks.tokens.tokenize`).
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from shared.zoo.cache import cached_dir
 from shared.errors import ParameterError
+from shared.tasks.sequences import DEFAULT_FILLERS, DEFAULT_VERB, ORDINALS
+from shared.zoo.cache import cached_dir
+from shared.zoo.text.sequences import NAMES, NOUNS
+from shared.zoo.text.sequences import passages as make_passages
+from shared.zoo.text.stdlib import stdlib_text
 
 VARIANTS = ("words", "digits")
 SPECIAL = "<|endoftext|>"
@@ -23,18 +27,12 @@ SPECIAL = "<|endoftext|>"
 def required_words() -> list[str]:
     """Words the ``words`` variant must keep as single tokens (each with a leading space): task
     members, the evaluation fillers and verb (so that e.g. " done" is never read as " d" + "one")."""
-    from shared.zoo.text.sequences import NAMES, NOUNS
-    from shared.tasks.sequences import DEFAULT_FILLERS, DEFAULT_VERB, ORDINALS
-
     words = ([w for seq in ORDINALS.values() for w in seq] + list(DEFAULT_FILLERS) + DEFAULT_VERB.split()
              + list(NAMES) + list(NOUNS))
     return list(dict.fromkeys(words))
 
 
 def _training_text(corpus_chars: int, passages: int, seed: int) -> list[str]:
-    from shared.zoo.text.stdlib import stdlib_text
-    from shared.zoo.text.sequences import passages as make_passages
-
     texts = stdlib_text("train", max_chars=corpus_chars) + make_passages(passages, seed=seed)
     glossary = "".join(f" {w}" for w in required_words())
     return texts + [glossary] * 400
@@ -78,3 +76,6 @@ def _wrap(path: Path) -> Any:
     return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(path)), bos_token=SPECIAL,
                                    eos_token=SPECIAL, pad_token=SPECIAL, add_bos_token=True,
                                    name_or_path=str(path.parent))
+
+
+__all__ = ["SPECIAL", "VARIANTS", "required_words", "seq_tokenizer"]

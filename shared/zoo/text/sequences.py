@@ -89,3 +89,6 @@ def passages(count: int, seed: int = 0, weights: Optional[dict[str, float]] = No
     """``count`` seeded passages (the tokenizers use uniform weights; the LM's recipe sets its own)."""
     rng = random.Random(f"seq-corpus-{seed}")
     return [passage(rng, weights=weights) for _ in range(count)]
+
+
+__all__ = ["LABELS", "NAMES", "NOUNS", "VERBS", "WORDS", "passage", "passages"]
