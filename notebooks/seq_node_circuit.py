@@ -50,8 +50,11 @@ model = ch.model
 # **Iterative pruning.** Start from the whole model. At each step, try removing every node still
 # in the circuit, and remove the one whose loss hurts least, as long as the circuit keeps at least
 # `threshold` of the intact model's logit difference. All candidate removals of a step are run
-# side by side in one batch. The result is cached on disk per model, task and parameters, so the
-# later chapters (attention, shared circuits, findings) reuse exactly these circuits.
+# side by side in one batch. For each task, `sc.node_circuit` runs the engine's pruning,
+# `prune_nodes(model, batch, threshold=threshold, values=sc.mean_values(model, data), relative_to="full")`,
+# then scores the circuit it returns on the task's prompts and on fresh ones drawn with `seed + 1`.
+# The result is cached on disk per model, task and parameters, so the later chapters (attention,
+# shared circuits, findings) reuse exactly these circuits.
 
 # %%
 circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)

@@ -39,7 +39,8 @@ def local_cache_dir() -> Path:
 
 
 def figures_dir() -> Path:
-    path = REPO_ROOT / "figures"
+    """Where chapters export their figures: ``figures/`` (``CIRCUITS_BOOK_FIGURES`` points it elsewhere)."""
+    path = Path(os.environ.get("CIRCUITS_BOOK_FIGURES", REPO_ROOT / "figures"))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

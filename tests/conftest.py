@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# figures exported by smoke runs go to a temporary folder, not over the book's figures/
+os.environ.setdefault("CIRCUITS_BOOK_FIGURES", tempfile.mkdtemp(prefix="circuits-book-figures-"))
 
 
 @pytest.fixture

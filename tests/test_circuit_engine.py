@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.engine.ablation import (ablation_values, knockout_sweep, mean_values, node_mask, record,
+from shared.engine.runs import record
+from shared.engine.ablation import (ablation_values, knockout_sweep, mean_values, node_mask,
                              score_node_masks)
 from shared.engine.batch import PromptBatch
 from shared.engine.circuit import Circuit, faithfulness
@@ -381,3 +382,25 @@ def test_grouped_query_attention_node_methods_and_ungrouped_edge_methods(tmp_pat
     _assert_edge_identities(u, batch, "a0.h1")
     exact, approx = _eap_vs_derivative(u, batch, eps=1e-2)
     assert torch.corrcoef(torch.stack([exact, approx]))[0, 1] > 0.999
+
+@pytest.mark.parametrize("change, message", [
+    (dict(clean=torch.tensor([[1.0, 2.0]])), "integer tensor"),
+    (dict(clean=torch.tensor([[1, -2]]), corrupt=torch.tensor([[1, 2]])), "negative token id"),
+    (dict(answer_pos=torch.tensor([5])), "answer_pos must lie between 0 and 1"),
+])
+def test_prompt_batch_refuses_bad_ids_in_one_sentence(change, message):
+    fields = dict(clean=torch.tensor([[1, 2]]), corrupt=torch.tensor([[1, 3]]), correct=[4], incorrect=[5])
+    with pytest.raises(ParameterError, match=message):
+        PromptBatch(**{**fields, **change})
+
+
+def test_prompt_batch_is_checked_against_the_model_before_any_run(copy_first):
+    b = copy_first.bridge
+    vocab, n_ctx = b.cfg.d_vocab, b.cfg.n_ctx
+    too_big = PromptBatch(torch.tensor([[1, vocab]]), torch.tensor([[1, 2]]), [1], [2])
+    with pytest.raises(ParameterError, match=f"vocabulary has {vocab} tokens"):
+        knockout_sweep(b, too_big, progress=False)
+    too_long = PromptBatch(torch.ones(1, n_ctx + 1, dtype=torch.long), torch.ones(1, n_ctx + 1, dtype=torch.long),
+                           [1], [2])
+    with pytest.raises(ParameterError, match="more than the model's context"):
+        eap(b, too_long)

@@ -120,3 +120,71 @@ def test_log_spaced_steps():
     assert len(steps) == 10
     ratios = [b / a for a, b in zip(steps[3:], steps[4:])]
     assert max(ratios) / min(ratios) < 1.5
+
+
+# ------------------------------------------------------------------ checked and protected checkpoints
+
+def test_corrupted_or_truncated_checkpoint_stops_with_one_sentence(tiny_model, tmp_cache):
+    from shared.errors import CheckpointError
+    from shared.zoo import cache
+
+    models.load_model("test-tiny")
+    weights = models.local_model_dir("test-tiny") / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2: len(data) // 2 + 64] = b"\xff" * 64  # same size, garbage in the middle
+    weights.write_bytes(bytes(data))
+    cache._VERIFIED.clear()
+    with pytest.raises(CheckpointError, match=r"model\.safetensors does not match .*retrain=True"):
+        models.load_model("test-tiny")
+    weights.write_bytes(bytes(data[:100]))  # truncated
+    cache._VERIFIED.clear()
+    with pytest.raises(CheckpointError, match="test-tiny"):
+        models.load_model("test-tiny")
+    assert calls["n"] == 1, "a damaged entry must not be retrained silently"
+
+
+def test_every_shipped_checkpoint_records_and_matches_its_digests():
+    from shared.paths import shipped_cache_dir
+    from shared.zoo import cache
+
+    folders = [f for kind in ("models", "tokenizers") for f in (shipped_cache_dir() / kind).iterdir()
+               if f.is_dir() and not f.name.startswith(".")]
+    assert len(folders) >= 10
+    for folder in folders:
+        recorded = json.loads((folder / "key.json").read_text())["sha256"]
+        assert set(recorded) == set(cache.file_digests(folder)), folder.name
+        cache._VERIFIED.discard(folder)
+        cache.verify(folder, "models")
+
+
+def test_retraining_a_shipped_model_writes_to_the_local_cache(tiny_model, tmp_cache, tmp_path, monkeypatch):
+    from shared.zoo import cache
+
+    shipped = models.local_model_dir("test-tiny")
+    before = (shipped / "model.safetensors").read_bytes()
+    monkeypatch.setattr(cache, "is_shipped", lambda path: True)  # pretend the cache is the shipped one
+    monkeypatch.setenv("CIRCUITS_BOOK_LOCAL_CACHE", str(tmp_path / "local"))
+    bridge = models.load_model("test-tiny", retrain=True)
+    assert calls["n"] == 2
+    assert (shipped / "model.safetensors").read_bytes() == before, "the shipped weights must stay as they are"
+    assert str(tmp_path / "local") in bridge.book_model_description or (tmp_path / "local" / "models").exists()
+    assert (tmp_path / "local" / "models" / shipped.name / "model.safetensors").exists()
+
+
+def test_orphaned_temporary_folders_of_dead_writers_are_removed(tiny_model, tmp_cache):
+    orphan = tmp_cache / "models" / ".tmp-test-tiny-abc-999999999"
+    orphan.mkdir(parents=True)
+    models.load_model("test-tiny")
+    assert not orphan.exists()
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: models.load_model("test-tiny", steps="abc"), "Setting 'steps' of model 'test-tiny' must be an integer"),
+    (lambda: models.load_model("test-tiny", explode=1), "must be true or false"),
+    (lambda: models.load_model(None), "model name must be a non-empty string"),
+    (lambda: models.load_model("test-tiny", step="x"), "step must be an integer"),
+])
+def test_bad_overrides_stop_before_any_training(tiny_model, call, message):
+    with pytest.raises(ParameterError, match=message):
+        call()
+    assert calls["n"] == 0

@@ -30,7 +30,6 @@ from shared.build.keys import build_key, changed_parts, key_parts, stored_metada
 from shared.build.layout import BuildError
 from shared.build.toc import write_models_page, write_toc
 from shared.chapters.registry import PROFILES, ChapterEntry, load_registry
-from shared.chapters.results import code_key
 from shared.errors import BookError, ParameterError
 
 
@@ -108,12 +107,6 @@ def run(plans: list[tuple[ChapterEntry, dict]], force: bool = False) -> None:
     print(f"notebooks done in {time.time() - total:.1f} s")
 
 
-def shared_digest() -> str:
-    """TEMPORARY, for ``shared.chapters.sequences`` until it imports ``shared.chapters.results``:
-    the digest of the code that module imports."""
-    return code_key("shared.chapters.sequences")
-
-
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.build", description=__doc__.splitlines()[0])
     parser.add_argument("--chapter", action="append", help="build only this chapter (repeatable)")
@@ -148,7 +141,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 __all__ = ["BuildError", "execute", "load_registry", "main", "parse_overrides", "plan", "registry", "render_html",
-           "run", "select", "shared_digest"]
+           "run", "select"]
 
 if __name__ == "__main__":
     sys.exit(main())

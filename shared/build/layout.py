@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from shared.errors import BookError
 from shared.paths import REPO_ROOT
@@ -17,7 +18,8 @@ class BuildError(BookError):
 class Layout:
     """The files of one book: ``root`` holds ``shared/`` (whose sources key the chapters),
     ``registry`` the chapter registry, ``book`` the executed chapters and pages, ``toc`` the
-    generated table of contents, ``figures`` the exported figures, ``config`` jupyter-book's settings."""
+    generated table of contents, ``figures`` the exported figures, ``config`` jupyter-book's settings
+    and ``build`` (default ``root/_build``) the HTML, failed notebooks and logs."""
 
     root: Path
     registry: Path
@@ -25,15 +27,30 @@ class Layout:
     toc: Path
     figures: Path
     config: Path
+    build: Optional[Path] = None
 
     @classmethod
     def at(cls, root: Path) -> "Layout":
         return cls(root, root / "notebooks" / "chapters.yml", root / "book", root / "_toc.yml",
                    root / "figures", root / "_config.yml")
 
+    @property
+    def build_dir(self) -> Path:
+        """``_build``: the published HTML (``html/``), failed notebooks (``failed/``) and logs."""
+        return self.build or self.root / "_build"
+
+    @property
+    def html(self) -> Path:
+        """The published HTML, replaced only by a complete render."""
+        return self.build_dir / "html"
+
     def output(self, chapter: str) -> Path:
         """Where chapter ``chapter`` is executed to."""
         return self.book / f"{chapter}.ipynb"
+
+    def failed(self, chapter: str) -> Path:
+        """Where a failed execution of ``chapter`` is kept (its kernel log next to it)."""
+        return self.build_dir / "failed" / f"{chapter}.ipynb"
 
     def relative(self, path: Path) -> str:
         """``path`` relative to the root when it is inside it (for messages)."""

@@ -70,10 +70,3 @@ def say(text: str) -> None:
 
 __all__ = ["OpenedChapter", "in_colab", "open_chapter", "report_run", "say", "seed_everything"]
 
-
-def open_model(model_name: str, seed: int, ungroup_kv: bool = False, **params: Any) -> Any:
-    """TEMPORARY (removed once every chapter calls :func:`open_chapter`)."""
-    seed_everything(seed)
-    model = load_model(model_name, ungroup_kv=ungroup_kv)
-    report_run(model, model_name=model_name, **params, seed=seed)
-    return model

@@ -39,7 +39,6 @@ from shared.errors import ParameterError
 from shared.tasks import sequences as tasks
 from shared.tasks.tokens import filter_correct, group_by_length, token_positions
 
-DEFAULT_TASKS: tuple[str, ...] = ("numerals", "number_words", "months")
 MAX_PROMPTS = 2000  # prompts per task; drawing and filtering several times as many is the slow part
 
 
@@ -260,7 +259,7 @@ def transfer_table(bridge: Any, data: Mapping[str, TaskData], circuits: Mapping[
 
 
 __all__ = [
-    "DEFAULT_TASKS", "MAX_PROMPTS", "NodeCircuitResult", "TaskData", "circuit_score", "circuit_table",
+    "MAX_PROMPTS", "NodeCircuitResult", "TaskData", "circuit_score", "circuit_table",
     "common_nodes", "eap_ig_circuit", "full_score", "jaccard", "knockout_table", "load_tasks", "mean_values",
     "node_circuit", "node_circuits", "node_order", "overlap_table", "task_data", "transfer_table",
 ]

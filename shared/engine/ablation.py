@@ -68,6 +68,7 @@ def ablation_values(bridge: Any, batch: PromptBatch, kind: str = "mean",
     ``resample`` (the corrupted run of a seeded random other prompt)."""
     if kind not in ABLATIONS:
         raise ParameterError(f"Unknown ablation {kind!r}; use one of {ABLATIONS}.")
+    batch.check_model(bridge)
     if kind == "zero":
         return zero_values(bridge)
     if kind == "mean":
@@ -154,7 +155,7 @@ def score_node_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
     metric = resolve(metric)
     graph = Graph.of(bridge)
     masks = mask_rows(masks, len(graph.components), "Node")
-    n, pos = batch.clean.shape
+    n, pos = batch.check_model(bridge).clean.shape
     _check_values(values, n, pos)
     base = record(bridge, batch.clean) if base is None else base
     where, _ = _layout(graph)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import torch
 
@@ -26,6 +26,11 @@ class PromptBatch:
     labels: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        for name in ("clean", "corrupt"):
+            ids = getattr(self, name)
+            if not isinstance(ids, torch.Tensor) or ids.dtype.is_floating_point or ids.dtype == torch.bool:
+                raise ParameterError(f"{name} token ids must be an integer tensor, got "
+                                     f"{getattr(ids, 'dtype', type(ids).__name__)}.")
         if self.clean.dim() != 2:
             raise ParameterError(f"clean tokens must be [batch, pos], got shape {tuple(self.clean.shape)}.")
         if self.clean.shape != self.corrupt.shape:
@@ -44,6 +49,27 @@ class PromptBatch:
         for name in ("correct", "incorrect", "answer_pos"):
             if getattr(self, name).shape[0] != n:
                 raise ParameterError(f"{name} has {getattr(self, name).shape[0]} entries for {n} prompts.")
+        for name in ("clean", "corrupt", "correct", "incorrect"):
+            if bool((getattr(self, name) < 0).any()):
+                raise ParameterError(f"{name} holds a negative token id; token ids start at 0.")
+        pos = self.clean.shape[1]
+        if bool(((self.answer_pos < 0) | (self.answer_pos >= pos)).any()):
+            raise ParameterError(f"answer_pos must lie between 0 and {pos - 1} (the prompts have {pos} tokens), "
+                                 f"got {self.answer_pos.tolist()}.")
+
+    def check_model(self, bridge: Any) -> "PromptBatch":
+        """Raise one :class:`ParameterError` sentence unless every id fits the model's vocabulary and
+        the prompts fit its context; returns the batch."""
+        cfg = bridge.cfg
+        for name in ("clean", "corrupt", "correct", "incorrect"):
+            top = int(getattr(self, name).max())
+            if top >= cfg.d_vocab:
+                raise ParameterError(f"{name} holds token id {top}, but the model's vocabulary has {cfg.d_vocab} "
+                                     f"tokens (ids 0 to {cfg.d_vocab - 1}).")
+        if self.clean.shape[1] > cfg.n_ctx:
+            raise ParameterError(f"The prompts have {self.clean.shape[1]} tokens, more than the model's context "
+                                 f"of {cfg.n_ctx}.")
+        return self
 
     def __len__(self) -> int:
         return self.clean.shape[0]

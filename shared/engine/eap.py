@@ -180,6 +180,7 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
     """Score every edge of the graph; ``ig_steps > 0`` gives EAP-IG with that many steps."""
     metric = resolve(metric)
     check_edge_support(bridge)
+    batch.check_model(bridge)
     graph = Graph.of(bridge)
     t = _EdgeIndex.of(graph)
     values = ablation_values(bridge, batch, ablation) if values is None else values

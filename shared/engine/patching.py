@@ -117,6 +117,7 @@ def score_edge_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
     check_edge_support(bridge)
     graph = Graph.of(bridge)
     masks = mask_rows(masks, len(graph.edges), "Edge")
+    batch.check_model(bridge)
     idx_tables = _EdgeIndex.of(graph)
     base = record(bridge, batch.clean) if base is None else base
     n, pos = batch.clean.shape

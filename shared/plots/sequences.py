@@ -13,7 +13,7 @@ import pandas as pd
 from matplotlib.colors import ListedColormap
 
 from shared.analysis.lens import LensResult
-from shared.plots.figures import FONT, WIDTH, bars, finish, heatmap_panel, integer_ticks, matrix
+from shared.plots.figures import FONT, WIDTH, finish, heatmap_panel, integer_ticks, matrix
 
 
 def lens_ranks(results: Mapping[str, LensResult], title: str = "", log: bool = True,
@@ -61,12 +61,18 @@ def circuit_scores(circuits: Mapping[str, Any], threshold: float, title: str = "
     on and on fresh prompts (``circuits``: results with ``percent``, ``heldout_percent``, ``size``),
     with the pruning threshold as a dashed line."""
     labels = [f"{t}\n({c.size} nodes)" for t, c in circuits.items()]
-    fig = bars(labels, {"prompts it was found on": [c.percent for c in circuits.values()],
-                        "fresh prompts": [c.heldout_percent for c in circuits.values()]},
-               ylabel="circuit logit diff.\n(% of intact model)", title=title)
-    ax = fig.axes[0]
+    x = np.arange(len(labels))
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 3.0))
+    ax.bar(x - 0.2, [c.percent for c in circuits.values()], 0.4, label="prompts it was found on")
+    ax.bar(x + 0.2, [c.heldout_percent for c in circuits.values()], 0.4, label="fresh prompts")
     ax.axhline(100 * threshold, color="black", ls="--", lw=0.8, label="threshold")
-    ax.legend(loc="lower right")
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("circuit logit diff.\n(% of intact model)")
+    top = max([100 * threshold] + [v for c in circuits.values() for v in (c.percent, c.heldout_percent)])
+    ax.set_ylim(0, 1.3 * top)  # room for the legend above the bars
+    ax.legend(loc="upper center", ncol=3)
+    if title:
+        ax.set_title(title)
     return finish(fig, name, vector=True)
 
 
@@ -114,7 +120,10 @@ def role_attention_maps(mean_pattern: Any, labels: Sequence[str], heads: Sequenc
             continue
         image = heatmap_panel(ax, np.asarray(mean_pattern[k]), heads[k], 0, 1, "Blues", annotate=False,
                               xlabel="key (attended to)", ylabel="query", xticklabels=labels, yticklabels=labels)
-        ax.tick_params(labelsize=5)
+        ax.tick_params(labelsize=6)
+        ax.tick_params(axis="x", labelrotation=90)
+        for label in ax.get_xticklabels():
+            label.set_ha("center")
         ax.set_aspect("equal")
     fig.colorbar(image, ax=list(axes.flat)[:n], label="attention", fraction=0.03)
     if title:

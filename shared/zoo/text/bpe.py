@@ -61,3 +61,6 @@ def corpus_tokens(split: str = "train", vocab_size: int = 1024, max_chars: int |
         ids.append(bos)
         ids.extend(enc.ids)
     return torch.tensor(ids, dtype=torch.long)
+
+
+__all__ = ["BOS", "corpus_tokens", "stdlib_tokenizer", "tokenizer_dir"]

@@ -54,3 +54,6 @@ def stdlib_text(split: str = "train", max_chars: int | None = None) -> list[str]
         if max_chars is not None and total >= max_chars:
             break
     return texts
+
+
+__all__ = ["SPLITS", "stdlib_files", "stdlib_root", "stdlib_text"]
