@@ -36,15 +36,15 @@ seed = 0
 # %%
 import pandas as pd
 import torch
-from IPython.display import display
 
 from shared.analysis.attention import attention_patterns
 from shared.analysis.heads import HeadScores, diagonal_score, score_of, top_heads
 from shared.analysis.text import token_strings
 from shared.analysis.weights import composition_scores, random_composition_baseline, weights
-from shared.chapters import open_chapter, say
+from shared.chapters import count, open_chapter, say, show_table
+from shared.chapters.framework import control_head, k_sources_text
 from shared.engine.ablation import mean_values, node_mask, score_node_masks
-from shared.engine.graph import Graph, head_name
+from shared.engine.graph import Graph
 from shared.errors import ParameterError
 from shared.plots import figures
 from shared.plots import framework as plots
@@ -120,10 +120,7 @@ say(f"Heads with an induction score above {induction_threshold}: **{', '.join(in
     f"Strongest duplicate-token head: **{', '.join(top_heads(scores.duplicate_token, 1.0))}** "
     f"({float(scores.duplicate_token.max()):.2f}).")
 if induction_heads:
-    k_sources = [comp.source_of("K", h) for h in induction_heads if h not in graph.heads(0)]
-    say(f"The earlier head that the induction head{'s' if len(induction_heads) > 1 else ''} K-compose most "
-        f"with: **{', '.join(k_sources) or 'none (the induction heads are in layer 0)'}** — compare with the "
-        f"previous-token heads above.")
+    say(k_sources_text(comp, induction_heads, prev_heads))
 
 # %% [markdown]
 # ### Attention patterns
@@ -142,17 +139,19 @@ show_attention(token_strings(model.tokenizer, rep.tokens[0], quotes=False), patt
 # (mean-ablation, which keeps the typical output but removes the information about *this*
 # sequence) should raise the loss on the repeated half, where induction helps, and leave the first
 # half, where the tokens are unpredictable anyway, alone. We compare with ablating the
-# previous-token heads (which the induction circuit needs) and a control: the layer-1 head with the
-# lowest induction score. Each ablation is a node mask for the circuit engine's scorer
+# previous-token heads (which the induction circuit needs) and a control: of the heads that are
+# neither induction heads (score above `induction_threshold`) nor previous-token heads ablated here,
+# the one with the lowest induction score. Each ablation is a node mask for the circuit engine's scorer
 # (`score_node_masks`); every predicted token of every sequence becomes one prompt whose answer is
 # the token that follows, so one call measures the loss of all predictions under all ablations.
 
 # %%
-layer1_scores = scores.induction[1:].flatten()
-control = head_name(1 + int(layer1_scores.argmin()) // n_heads, int(layer1_scores.argmin()) % n_heads)
 ablated_induction = induction_heads or [best_induction]
+control = control_head(scores.induction, exclude=ablated_induction + prev_heads)  # lowest induction score left
 ablations = {"none (clean)": [], f"induction: {', '.join(ablated_induction)}": ablated_induction,
-             f"previous-token: {', '.join(prev_heads)}": prev_heads, f"control: {control}": [control]}
+             f"previous-token: {', '.join(prev_heads)}": prev_heads}
+if control is not None:
+    ablations[f"control: {control}"] = [control]
 values = mean_values(model, rep.tokens)      # each head's output z averaged over all sequences and positions
 rows = rep.next_token_rows()                 # one prompt per predicted token; its answer is the next token
 masks = torch.stack([node_mask(graph, heads) for heads in ablations.values()])
@@ -160,7 +159,7 @@ loss = -score_node_masks(model, rows.batch, masks, values, next_token_logprob, p
 table = pd.DataFrame({"loss first half": loss[:, ~rows.repeated].mean(1).numpy(),
                       "loss repeated half": loss[:, rows.repeated].mean(1).numpy()},
                      index=pd.Index(list(ablations), name="ablated"))
-display(table.round(3))
+show_table(table, digits=3)
 
 # %%
 plots.ablation_losses(table, name="ablation")
@@ -168,9 +167,14 @@ clean, ind = table.iloc[0], table.iloc[1]
 say(f"Mean-ablating {', '.join(ablated_induction)} raises the loss on the repeated half from "
     f"{clean['loss repeated half']:.2f} to {ind['loss repeated half']:.2f} nats "
     f"(**{ind['loss repeated half'] - clean['loss repeated half']:+.2f}**), while the first half moves by "
-    f"{ind['loss first half'] - clean['loss first half']:+.2f}. Ablating the previous-token head(s) "
-    f"changes the repeated half by {table.iloc[2]['loss repeated half'] - clean['loss repeated half']:+.2f}, "
-    f"the control head by {table.iloc[3]['loss repeated half'] - clean['loss repeated half']:+.2f}.")
+    f"{ind['loss first half'] - clean['loss first half']:+.2f}. Ablating the previous-token "
+    f"head{'s' if len(prev_heads) > 1 else ''} changes the repeated half by "
+    f"{table.iloc[2]['loss repeated half'] - clean['loss repeated half']:+.2f}"
+    + (f", the control head {control} (induction score {score_of(scores.induction, control):.2f}, the lowest "
+       f"among the {count(n_layers * n_heads - len(set(ablated_induction + prev_heads)), 'head')} that are "
+       f"neither induction nor previous-token heads) by "
+       f"{table.iloc[3]['loss repeated half'] - clean['loss repeated half']:+.2f}." if control is not None
+       else "; every other head is an induction or previous-token head, so there is no control head."))
 
 # %% [markdown]
 # ## What it means

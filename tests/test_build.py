@@ -1,11 +1,16 @@
 """The book build: registry and table of contents, parameter checks, build keys, incremental execution,
-exported figures, errors, HTML, packaging."""
+exported figures, twins synced in the edited direction, failures (exceptions, timeouts, dead kernels)
+in one sentence, progress, stale pages kept out of the HTML, packaging. The rendered fixture book
+itself is checked in tests/test_browser.py."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -14,14 +19,16 @@ import yaml
 
 from shared import sources
 from shared.build import cli, keys, layout as places, toc
-from shared.build.execute import read_source
-from shared.build.layout import Layout
+from shared.build.execute import DEFAULT_CELL_TIMEOUT
+from shared.build.layout import BuildError, Layout
+from shared.build.twins import source_from_twin, sync_pair, twin_text
 from shared.chapters import results
 from shared.chapters.registry import PROFILES, check_value, load_contents, load_registry
 from shared.errors import BookError, ParameterError
 
+from fixtures.book import fixture_layout  # noqa: E402 (tests/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURE_FIGURES = ROOT / "figures" / "tiny_chapter"
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
@@ -30,22 +37,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def fixture_book(tmp_path, monkeypatch):
-    """A registry with the tiny fixture chapter, executing into a temporary book folder (its
-    figures go to figures/tiny_chapter/, removed afterwards)."""
-    registry = tmp_path / "chapters.yml"
-    registry.write_text(yaml.safe_dump({
-        "root": "intro", "parts": {"main": "Main"},
-        "parameters": {"n": {"type": "int", "min": 1, "max": 100}, "fail": {"type": "bool"},
-                       "seed": {"type": "int", "min": 0}},
-        "chapters": [{"name": "tiny_chapter", "notebook": "tests/fixtures/tiny_chapter.py", "part": "main",
-                      "params": {"local": {"n": 4}}, "smoke": {"n": 2}}]}))
-    book_dir = tmp_path / "book"
-    book_dir.mkdir()
-    monkeypatch.setattr(places, "LAYOUT", Layout(ROOT, registry, book_dir, tmp_path / "_toc.yml", ROOT / "figures",
-                                                 ROOT / "_config.yml"))
-    monkeypatch.setattr(cli, "sync_pair", lambda notebook: False)  # fixtures have no committed twin
-    yield book_dir
-    shutil.rmtree(FIXTURE_FIGURES, ignore_errors=True)
+    """The whole build pointed at a temporary book holding a copy of the fixture chapter (a 10 s
+    cell timeout); returns its book folder."""
+    layout = fixture_layout(tmp_path, cell_timeout=10)
+    monkeypatch.setattr(places, "LAYOUT", layout)
+    return layout.book
 
 
 # --------------------------------------------------------------------------------------------
@@ -89,13 +85,12 @@ def test_toc_is_generated_from_the_registry():
 
 
 def test_committed_notebook_twins_match_sources():
-    import jupytext
-
     for chapter in load_registry().values():
         twin = chapter.notebook.with_suffix(".ipynb")
-        assert twin.exists(), f"{twin} is missing: run python -m shared.build"
-        expected = jupytext.writes(read_source(chapter.notebook), fmt="ipynb")
-        assert twin.read_text() == expected, f"{twin} is out of date: run python -m shared.build"
+        advice = ("run python -m shared.build --sync (it copies your edit from whichever of the two files you "
+                  "edited into the other, and stops if both were edited)")
+        assert twin.exists(), f"{twin} is missing: {advice}"
+        assert twin.read_text() == twin_text(chapter.notebook), f"{twin} and its .py differ: {advice}"
         assert all(not c.get("outputs") for c in json.loads(twin.read_text())["cells"])
         assert sources.notebook_parameters(twin) == chapter.declared
 
@@ -133,7 +128,7 @@ def test_check_value_returns_normalised_values():
 
 def test_bad_parameters_raise_one_sentence(fixture_book):
     chapter = cli.registry()["tiny_chapter"]
-    with pytest.raises(ParameterError, match="has no parameter 'size'; its parameters are n, fail, seed"):
+    with pytest.raises(ParameterError, match="has no parameter 'size'; its parameters are n, fail, hang, die, seed"):
         chapter.parameters("local", {"size": 3})
     with pytest.raises(ParameterError, match="n must be an integer, got 'abc'"):
         chapter.parameters("local", {"n": "abc"})
@@ -186,7 +181,8 @@ def _copy_sources(dest: Path) -> None:
 
 def test_build_key_follows_the_import_graph(tmp_path):
     """Editing a module only the algorithmic chapters import re-keys only them; a comment anywhere,
-    or code no chapter imports, re-keys nothing; a notebook re-keys itself; _config.yml all."""
+    or code no chapter imports, re-keys nothing; a notebook re-keys itself; in _config.yml, a rendering
+    setting re-keys nothing and the repository (the Colab badge) all."""
     _copy_sources(tmp_path)
     layout = Layout.at(tmp_path)
     chapters = load_registry(layout.registry, tmp_path)
@@ -224,7 +220,9 @@ def test_build_key_follows_the_import_graph(tmp_path):
     after = current()
     assert {n for n in chapters if after[n] != before[n]} == {"seq_knockouts"}
 
-    edit(layout.config, "\n# edited\n")
+    edit(layout.config, "\n# edited\nhtml_extra_setting: 1\n")
+    assert current() == after
+    layout.config.write_text(layout.config.read_text().replace("branch: main", "branch: other"))
     final = current()
     assert all(final[n] != after[n] for n in chapters)
 
@@ -278,47 +276,198 @@ def test_cached_json_is_keyed_by_model_parameters_and_code(tmp_path, monkeypatch
 # executing chapters
 # --------------------------------------------------------------------------------------------
 
-def test_incremental_build_overrides_and_figures(fixture_book, capsys):
+def test_incremental_build_overrides_figures_progress_and_quiet_stderr(fixture_book, capfd):
+    """Executes only what changed; shows each cell as it starts (cell n of m, seconds so far) on
+    stdout; stderr stays empty: no kernel warnings (TCP without encryption, ...), no tqdm bars."""
+    figures = places.LAYOUT.figures / "tiny_chapter"
     assert cli.main(["--no-html"]) == 0
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()
+    assert err == "", f"stderr must stay empty on success, got: {err!r}"
     assert "executing (not executed yet)" in out and "executed in" in out
+    cells = re.findall(r"tiny_chapter: cell (\d+) of (\d+), \d+ s: (.*)", out)
+    assert [int(n) for n, _, _ in cells] == list(range(1, 9)) and {m for _, m, _ in cells} == {"8"}, out
+    assert cells[4][2] == "if fail:", "each progress line names the cell by its first line of code"
     assert (fixture_book.parent / "_toc.yml").exists()
     output = fixture_book / "tiny_chapter.ipynb"
     text = output.read_text()
     assert "We drew **4** points." in text and "Open this chapter in Colab" in text
     meta = keys.stored_metadata(output)
     assert set(meta["figures"]) == {"points.png", "points.svg"} and set(meta["key_parts"]) == set(keys.PARTS)
-    assert (FIXTURE_FIGURES / "points.png").exists()
+    assert (figures / "points.png").exists()
     assert cli.main(["--no-html"]) == 0
-    assert "up to date" in capsys.readouterr().out
-    (FIXTURE_FIGURES / "points.svg").unlink()
+    assert "up to date" in capfd.readouterr().out
+    (figures / "points.svg").unlink()
     assert cli.main(["--no-html"]) == 0
-    assert "an exported figure is missing or changed" in capsys.readouterr().out
-    assert (FIXTURE_FIGURES / "points.svg").exists()
+    assert "an exported figure is missing or changed" in capfd.readouterr().out
+    assert (figures / "points.svg").exists()
     assert cli.main(["--no-html", "--param", "n=5"]) == 0
-    assert "executing (changed: parameters)" in capsys.readouterr().out
+    assert "executing (changed: parameters)" in capfd.readouterr().out
     assert "We drew **5** points." in output.read_text()
 
 
-def test_failing_notebook_names_the_cell(fixture_book, capsys):
-    assert cli.main(["--no-html", "--param", "fail=true"]) == 2
-    err = capsys.readouterr().err
-    assert "failed in cell" in err and "ValueError: asked to fail" in err
-    assert not (fixture_book / "tiny_chapter.ipynb").exists(), "a failed run must not replace the output"
+@pytest.mark.parametrize("param, message", [
+    ("fail=true", "failed in cell 5 of 8 (`if fail:`) (ValueError: asked to fail); the failed notebook is "),
+    ("hang=true", "timed out in cell 5 of 8 (`if fail:`): no result after 12 s (its cell_timeout in "),
+    ("die=true", "stopped in cell 5 of 8 (`if fail:`): its kernel died (a crash in native code, out of memory, "),
+])
+def test_a_failure_is_one_sentence_naming_chapter_and_cell(tmp_path, monkeypatch, capfd, param, message):
+    """An exception, a cell over the chapter's cell_timeout and a dead kernel (os._exit) each stop the
+    build with one sentence on stderr naming the chapter and the cell; the notebook as far as it ran
+    is kept in _build/failed/ and the published output is left alone."""
+    layout = fixture_layout(tmp_path, cell_timeout=12)
+    monkeypatch.setattr(places, "LAYOUT", layout)
+    start = time.time()
+    assert cli.main(["--no-html", "--param", param]) == 2
+    out, err = capfd.readouterr()
+    assert err.startswith("error: Chapter 'tiny_chapter' ") and message in err, err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err and "\x1b[" not in err, err
+    assert "cell 5 of 8" in out and "cell 6 of 8" not in out
+    failed = layout.failed("tiny_chapter")
+    assert layout.relative(failed) in err and "We drew **4** points." in failed.read_text()
+    assert not layout.output("tiny_chapter").exists(), "a failed run must not replace the output"
+    assert time.time() - start < 60
 
 
-def test_html_render_of_a_small_book(fixture_book, tmp_path):
-    cli.main(["--no-html"])
-    (fixture_book / "intro.md").write_text((ROOT / "book" / "intro.md").read_text())
-    (fixture_book / "models.md").write_text("# Models\n")
-    toc_file = tmp_path / "toc.yml"
-    toc_file.write_text(yaml.safe_dump({"format": "jb-book", "root": "intro",
-                                        "chapters": [{"file": "models"}, {"file": "tiny_chapter"}]}))
-    html = cli.render_html(fixture_book, tmp_path / "out", toc=toc_file)
-    page = (html / "tiny_chapter.html").read_text()
-    assert "colab.research.google.com/github/circuits-book/circuits-book/blob/main/notebooks/tiny_chapter.ipynb" in page
-    assert "CircuitsVis.render" in page and (html / "_static" / "circuitsvis.js").exists()
-    assert "<img" in page, "the matplotlib figure must be inline"
+def test_cell_timeout_comes_from_the_registry(tmp_path, monkeypatch):
+    from shared.build.execute import cell_timeout
+
+    layout = fixture_layout(tmp_path, cell_timeout=7)
+    monkeypatch.setattr(places, "LAYOUT", layout)
+    assert cell_timeout(cli.registry()["tiny_chapter"]) == 7
+    assert cell_timeout(load_registry()["seq_knockouts"]) == DEFAULT_CELL_TIMEOUT >= 900
+    layout.registry.write_text(layout.registry.read_text().replace("cell_timeout: 7", "cell_timeout: soon"))
+    with pytest.raises(BuildError, match="cell_timeout of chapter 'tiny_chapter' .* must be a whole number"):
+        cell_timeout(cli.registry()["tiny_chapter"])
+
+
+# --------------------------------------------------------------------------------------------
+# the .ipynb twins: an edit in either file is kept
+# --------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def pair(tmp_path, monkeypatch):
+    """A synced .py / .ipynb pair (a copy of a real chapter) under tmp_path/notebooks."""
+    monkeypatch.setattr(places, "LAYOUT", Layout.at(tmp_path))
+    py = tmp_path / "notebooks" / "demo.py"
+    py.parent.mkdir()
+    shutil.copy(ROOT / "notebooks" / "framework_2l.py", py)
+    assert sync_pair(py) == "wrote notebooks/demo.ipynb from notebooks/demo.py"
+    assert sync_pair(py) is None
+    return py
+
+
+def _edit_twin_as_colab_does(twin: Path, heading: str, strip_record: bool = False) -> None:
+    nb = json.loads(twin.read_text())
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "markdown")
+    cell["source"] = [heading]
+    nb["metadata"]["colab"] = {"provenance": []}
+    if strip_record:
+        del nb["metadata"]["circuits_book"]
+    for c in nb["cells"]:
+        c["metadata"]["colab"] = {"base_uri": "https://localhost:8080/"}
+        if c["cell_type"] == "code":
+            c["outputs"], c["execution_count"] = [{"output_type": "stream", "name": "stdout", "text": ["x\n"]}], 1
+    twin.write_text(json.dumps(nb, indent=1))
+
+
+def test_an_edit_of_the_twin_is_synced_into_the_py(pair):
+    """Editing only the .ipynb (a contributor working in Colab) and building keeps the edit: the .py
+    is rewritten from it (no Colab metadata), even when the .py looks newer."""
+    twin = pair.with_suffix(".ipynb")
+    _edit_twin_as_colab_does(twin, "# Edited in Colab")
+    os.utime(pair, (time.time() + 60, time.time() + 60))  # the record decides, not the clock
+    assert sync_pair(pair) == "synced notebooks/demo.py from notebooks/demo.ipynb, which was edited"
+    import jupytext
+
+    text = pair.read_text()
+    assert "base_uri" not in text and "provenance" not in text and "outputs" not in text
+    edited, original = jupytext.reads(text, fmt="py:percent"), jupytext.read(ROOT / "notebooks" / "framework_2l.py")
+    assert edited.cells[0].source == "# Edited in Colab"
+    assert [(c.source, c.metadata) for c in edited.cells[1:]] == [(c.source, c.metadata) for c in original.cells[1:]]
+    assert twin.read_text() == twin_text(pair) and sync_pair(pair) is None
+
+
+def test_an_edit_of_the_py_is_synced_into_the_twin(pair):
+    pair.write_text(pair.read_text() + "\n# %%\nprint('added')\n")
+    assert sync_pair(pair) == "synced notebooks/demo.ipynb from notebooks/demo.py"
+    assert "print('added')" in source_from_twin(pair.with_suffix(".ipynb").read_text(), pair)
+
+
+def test_a_twin_resaved_without_edits_keeps_the_py(pair):
+    twin = pair.with_suffix(".ipynb")
+    before = pair.read_text()
+    nb = json.loads(twin.read_text())
+    for c in nb["cells"]:
+        if c["cell_type"] == "code":
+            c["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["x\n"]}]
+    twin.write_text(json.dumps(nb))
+    assert "outputs or metadata only" in sync_pair(pair)
+    assert pair.read_text() == before and twin.read_text() == twin_text(pair)
+
+
+def test_a_twin_without_its_record_is_synced_when_it_is_newer(pair):
+    twin = pair.with_suffix(".ipynb")
+    _edit_twin_as_colab_does(twin, "# Edited elsewhere", strip_record=True)
+    os.utime(pair, (time.time() - 60, time.time() - 60))
+    assert "which was edited" in sync_pair(pair) and "# # Edited elsewhere" in pair.read_text()
+
+
+def test_both_edited_stops_the_build_before_anything_runs(tmp_path, monkeypatch, capfd):
+    layout = fixture_layout(tmp_path)
+    monkeypatch.setattr(places, "LAYOUT", layout)
+    assert cli.main(["--sync"]) == 0
+    py = tmp_path / "notebooks" / "tiny_chapter.py"
+    twin = py.with_suffix(".ipynb")
+    _edit_twin_as_colab_does(twin, "# Edited in Colab")
+    py.write_text(py.read_text() + "\n# %%\nprint('edited here too')\n")
+    py_text, twin_before = py.read_text(), twin.read_text()
+    capfd.readouterr()
+    assert cli.main(["--no-html"]) == 2
+    out, err = capfd.readouterr()
+    assert f"Both {py} and {twin} were edited since they were last synced" in err
+    assert len(err.strip().splitlines()) == 1 and "executing" not in out
+    assert py.read_text() == py_text and twin.read_text() == twin_before, "neither edit may be lost"
+
+
+# --------------------------------------------------------------------------------------------
+# the HTML: never from stale or failed chapters, never half-written
+# --------------------------------------------------------------------------------------------
+
+def test_html_refuses_stale_chapters_and_a_failed_render_keeps_the_published_book(tmp_path, monkeypatch, capfd):
+    layout = fixture_layout(tmp_path, names=("tiny_chapter", "tiny_other"))
+    monkeypatch.setattr(places, "LAYOUT", layout)
+    assert cli.main([]) == 0
+    page = layout.html / "tiny_other.html"
+    published = page.read_text()
+    other = tmp_path / "notebooks" / "tiny_other.py"
+    other.write_text(other.read_text() + "\n# %%\nprint('a new cell')\n")
+    capfd.readouterr()
+
+    assert cli.main(["--chapter", "tiny_chapter"]) == 2
+    out, err = capfd.readouterr()
+    assert "tiny_chapter: up to date" in out and "HTML rendered" not in out
+    assert err.startswith("error: Not rendering the HTML: 1 executed chapter(s) no longer match their sources, "
+                          "tiny_other (changed: notebook); run python -m shared.build --chapter tiny_other"), err
+    assert len(err.strip().splitlines()) == 1 and page.read_text() == published
+
+    layout.failed("tiny_chapter").parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(layout.output("tiny_chapter"), layout.failed("tiny_chapter"))  # as if it had just failed
+    assert "tiny_chapter (its last execution, with these very inputs, failed)" in str(
+        pytest.raises(BuildError, cli.refuse_stale).value)
+    layout.failed("tiny_chapter").unlink()
+
+    assert cli.main(["--chapter", "tiny_other"]) == 0
+    published = page.read_text()
+    assert "a new cell" in published
+    intro = layout.book / "intro.md"
+    intro.write_text(intro.read_text() + "\nSee {doc}`no_such_page`.\n")  # a warning: the strict render fails
+    capfd.readouterr()
+    assert cli.main(["--chapter", "tiny_other"]) == 2
+    out, err = capfd.readouterr()
+    assert "jupyter-book failed" in err and "the published HTML was left as it was" in err, err
+    assert len(err.strip().splitlines()) == 1 and "\x1b[" not in err
+    assert page.read_text() == published and (layout.html / "index.html").exists()
+    assert not list(layout.build_dir.glob(".html-*")), "no half-written copy is left behind"
 
 
 # --------------------------------------------------------------------------------------------

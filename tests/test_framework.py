@@ -1,5 +1,8 @@
-"""Framework scores on hand-set weights whose answers are known in advance."""
+"""Framework scores on hand-set weights whose answers are known in advance, the framework chapters'
+choices (control head, composition sentence) and the intro's recipe for running a chapter."""
 from __future__ import annotations
+
+import re
 
 import pandas as pd
 import pytest
@@ -8,11 +11,14 @@ import torch
 from shared.analysis.attention import attention_patterns
 from shared.analysis.heads import head_scores, score_of, top_heads
 from shared.analysis.text import bigram_log_probs, frequent_tokens, icl_score
-from shared.analysis.weights import (Weights, composition_scores, copying_score, cyclic_eigenvalues,
+from shared.analysis.weights import (Composition, Weights, composition_scores, copying_score, cyclic_eigenvalues,
                                      ov_copying_scores, weights)
+from shared.chapters.framework import control_head, k_sources_text
+from shared.chapters.registry import load_contents, load_registry
 from shared.engine.ablation import mean_values, node_mask, score_node_masks
 from shared.engine.graph import Graph
 from shared.errors import ParameterError
+from shared.paths import REPO_ROOT
 from shared.tasks.repeated import RepeatedTokens, next_token_logprob, repeated_random_tokens, repeated_tokens_for
 from shared.zoo.attn_only import window_batch
 from shared.zoo.registry import boot_native, load_model
@@ -219,3 +225,55 @@ def test_shipped_two_layer_model_has_induction_heads():
     rise = table.loc["induction", "loss repeated half"] - table.loc["none (clean)", "loss repeated half"]
     first = abs(table.loc["induction", "loss first half"] - table.loc["none (clean)", "loss first half"])
     assert rise > 2.0 and first < 0.3
+
+
+def test_control_head_is_never_an_induction_head():
+    """framework_2l's control: the lowest induction score among heads neither induction nor ablated
+    previous-token heads (the shipped 2L model has four layer-1 induction heads, so it is in layer 0)."""
+    induction = torch.tensor([[0.02, 0.02, 0.00, 0.01], [0.88, 0.88, 0.84, 0.85]])
+    heads = top_heads(induction, 0.5)
+    assert heads == ["a1.h0", "a1.h1", "a1.h3", "a1.h2"]
+    control = control_head(induction, exclude=heads + ["a0.h3"])
+    assert control == "a0.h2" and control not in heads
+    assert control_head(induction, exclude=heads + ["a0.h2"]) == "a0.h3"
+    everyone = [f"a{layer}.h{head}" for layer in range(2) for head in range(4)]
+    assert control_head(induction, exclude=everyone) is None
+
+
+def _composition(k_rows: list[list[float]]) -> Composition:
+    """A 2-layer, 4-head Composition whose K scores of layer-1 heads are ``k_rows`` [reader, writer]."""
+    q, k, v = (torch.zeros(2, 4, 2, 4) for _ in range(3))
+    k[1, :, 0, :] = torch.tensor(k_rows)
+    return Composition(q, k, v)
+
+
+def test_k_composition_sentence_names_each_earlier_head_once():
+    same = _composition([[0.11, 0.11, 0.07, 0.15]] * 4)
+    text = k_sources_text(same, ["a1.h0", "a1.h1", "a1.h3", "a1.h2"], ["a0.h3"])
+    assert text.count("a0.h3") == 1 and "All 4 induction heads" in text and "a previous-token head" in text
+    mixed = _composition([[0.3, 0.1, 0.0, 0.0], [0.0, 0.0, 0.2, 0.0], [0.0] * 4, [0.0] * 4])
+    text = k_sources_text(mixed, ["a1.h0", "a1.h1"], ["a0.h0"])
+    assert "a1.h0 with **a0.h0** (0.30)" in text and "a1.h1 with **a0.h2** (0.20)" in text
+    assert "a0.h2 is not one of the previous-token heads" in text
+    one = k_sources_text(mixed, ["a1.h1"], ["a0.h2"])
+    assert one.startswith("The induction head a1.h1 K-composes most with **a0.h2**")
+
+
+def test_intro_recipe_runs_the_committed_notebook_and_promises_only_existing_parts():
+    """book/intro.md: its papermill command runs a committed notebooks/NAME.ipynb (no jupytext step)
+    with parameter names from that chapter's parameters cell, and every line of work it lists in
+    bold is a part of the table of contents."""
+    intro = (REPO_ROOT / "book" / "intro.md").read_text()
+    assert "jupytext" not in intro
+    commands = [c for c in re.sub(r"\\\n\s*", "", intro).splitlines() if c.strip().startswith("papermill ")]
+    assert commands, "the intro shows how to run a chapter with papermill"
+    chapters = load_registry()
+    for command in commands:
+        words = command.split()
+        notebook = REPO_ROOT / words[1]
+        assert notebook.suffix == ".ipynb" and notebook.exists() and notebook.stem in chapters, command
+        names = [words[i + 1] for i, w in enumerate(words) if w == "-p"]
+        assert names and set(names) <= set(chapters[notebook.stem].declared), command
+    captions = {caption for caption, _ in load_contents().parts}
+    listed = re.findall(r"^- \*\*(.+?)\*\*", intro, flags=re.M)
+    assert listed and set(listed) <= captions, set(listed) - captions

@@ -161,6 +161,18 @@ def test_bad_parameters_fail_early(words_tok):
         tasks.generate("numerals", "list")
 
 
+def test_empty_inputs_fail_with_one_sentence(words_tok):
+    """No prompts, no members, no model call: each gives a ParameterError naming what is empty."""
+    with pytest.raises(ParameterError, match="n_prompts must be at least 1, got 0"):
+        tasks.generate("numerals", n_prompts=0)
+    with pytest.raises(ParameterError, match="at least one member"):
+        tasks.render("numerals", "bare", [], "1")
+    with pytest.raises(ParameterError, match="at least one member"):
+        tasks.render("numerals", "among_words", [], "1", fillers=["Sun"])
+    with pytest.raises(ParameterError, match="at least one prompt"):
+        tokens.filter_correct(words_tok, [])
+
+
 def test_gpt2_style_tokenizer_without_bos_token(words_tok):
     """A tokenizer with only an EOS (as GPT-2) starts prompts with that EOS."""
     from transformers import PreTrainedTokenizerFast

@@ -7,6 +7,7 @@ score compares late positions with early ones).
 """
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
@@ -15,11 +16,97 @@ import torch.nn.functional as F
 from shared.errors import ParameterError
 
 
+def _byte_table() -> dict[str, int]:
+    """The byte-level BPE alphabet (GPT-2 and its descendants): every byte is stored as one printable
+    character, printable Latin-1 bytes as themselves and the others as characters from U+0100 up."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    table = {chr(b): b for b in printable}
+    spare = 0
+    for b in range(256):
+        if b not in printable:
+            table[chr(256 + spare)] = b
+            spare += 1
+    return table
+
+
+_BYTE_OF = _byte_table()
+_SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍"}
+
+
+def _byte_label(b: int) -> str:
+    return f"‹0x{b:02X}›"
+
+
+def _bytes_text(raw: bytes) -> str:
+    """``raw`` decoded as UTF-8 where it can be; each byte of an incomplete character as ``‹0xNN›``."""
+    out, i = [], 0
+    while i < len(raw):
+        for j in range(min(len(raw), i + 4), i, -1):
+            try:
+                out.append(raw[i:j].decode("utf-8"))
+                i = j
+                break
+            except UnicodeDecodeError:
+                continue
+        else:
+            out.append(_byte_label(raw[i]))
+            i += 1
+    return "".join(out)
+
+
+def _token_bytes(tokenizer: Any, token_id: int) -> Optional[bytes]:
+    """The raw bytes of one token of a byte-level or byte-fallback tokenizer (``None`` otherwise)."""
+    piece = tokenizer.convert_ids_to_tokens(int(token_id))
+    if not isinstance(piece, str) or not piece:
+        return None
+    if len(piece) == 6 and piece.startswith("<0x") and piece.endswith(">"):
+        return bytes.fromhex(piece[3:5])  # sentencepiece byte fallback
+    if all(c in _BYTE_OF for c in piece):
+        return bytes(_BYTE_OF[c] for c in piece)
+    return None
+
+
+def token_label(text: str) -> str:
+    """How one token is shown to a reader (tables, figure ticks, circuitsvis strips): newline, tab and
+    carriage return as ``↵ ⇥ ␍``, other control characters as ``‹0xNN›``, a token made only of
+    spaces as one ``␣`` per space. Ordinary text, including a word's leading space, is left as it is."""
+    if text and text.strip(" ") == "":
+        return "␣" * len(text)
+    out = []
+    for ch in text:
+        if ch in _SHOWN:
+            out.append(_SHOWN[ch])
+        elif unicodedata.category(ch) == "Cc":
+            out.append(_byte_label(ord(ch)))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def token_strings(tokenizer: Any, ids: Iterable[int], quotes: bool = True) -> list[str]:
-    """Readable single tokens: the ``repr`` of each decoded token, so spaces and newlines show
-    (``quotes=False`` drops the surrounding quote marks, for labels in a widget)."""
-    out = [repr(tokenizer.decode([int(i)])) for i in ids]
-    return out if quotes else [s[1:-1] for s in out]
+    """Readable single tokens (see :func:`token_label`); a token that is only part of a UTF-8
+    character shows its bytes (``‹0xE2›``) instead of the replacement character. ``quotes`` wraps
+    each label in quote marks, so a leading space shows in a table."""
+    out = []
+    for i in ids:
+        text = tokenizer.decode([int(i)])
+        if "\ufffd" in text:
+            raw = _token_bytes(tokenizer, int(i))
+            text = _bytes_text(raw) if raw is not None else text.replace("\ufffd", "‹?›")
+        label = token_label(text)
+        out.append(f"'{label}'" if quotes else label)
+    return out
+
+
+def widget_labels(labels: Sequence[str], spaced: Optional[bool] = None) -> list[str]:
+    """Labels for a strip of tokens drawn side by side (circuitsvis): each made readable with
+    :func:`token_label`, with ``< >`` as ``‹ ›`` (circuitsvis inserts labels as HTML) and, when
+    ``spaced`` (default: when no label carries its own space, as list items or digits), followed by
+    a space so that neighbours do not run together."""
+    shown = [token_label(str(t)).replace("<", "‹").replace(">", "›") for t in labels]
+    if spaced is None:
+        spaced = not any(t[:1].isspace() or t[-1:].isspace() or t.startswith("␣") for t in shown)
+    return [t + " " for t in shown] if spaced else shown
 
 
 def special_ids(tokenizer: Any) -> list[int]:
@@ -103,4 +190,4 @@ def icl_score(position_loss: torch.Tensor, early: int, late: int, width: int = 4
 
 
 __all__ = ["bigram_log_probs", "frequent_tokens", "icl_score", "loss_by_position", "per_token_loss", "special_ids",
-           "text_windows", "token_strings", "tokenize_stream"]
+           "text_windows", "token_label", "token_strings", "tokenize_stream", "widget_labels"]

@@ -44,7 +44,7 @@ def clean_outputs(outputs: list[Any], root: Path) -> list[Any]:
             if cleaned and cleaned[-1].get("output_type") == "stream":
                 cleaned[-1]["text"] += out["text"]
                 continue
-            out = nbformat.from_dict({**out, "text": out["text"]})
+            out = nbformat.from_dict(dict(out))  # a copy: merging must not edit the input
         cleaned.append(out)
     for out in cleaned:
         if out.get("output_type") == "stream":
@@ -54,10 +54,6 @@ def clean_outputs(outputs: list[Any], root: Path) -> list[Any]:
         elif isinstance(out.get("data", {}).get("text/plain"), str):
             out["data"]["text/plain"] = out["data"]["text/plain"].replace(prefix, "")
     return [out for out in cleaned if out.get("output_type") != "stream" or out["text"]]
-
-
-def _literal(value: Any) -> str:
-    return repr(value)
 
 
 def label_parameters(nb: Any, defaults: dict[str, Any]) -> None:
@@ -71,7 +67,7 @@ def label_parameters(nb: Any, defaults: dict[str, Any]) -> None:
         params = (nb.metadata.get("papermill") or {}).get("parameters") or {}
         changed = {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
         if changed:
-            values = ", ".join(f"`{k} = {_literal(v)}`" for k, v in changed.items())
+            values = ", ".join(f"`{k} = {v!r}`" for k, v in changed.items())
             note = nbformat.v4.new_markdown_cell(f"*This page was built with {values} in place of the "
                                                  f"default{'s' if len(changed) > 1 else ''} above.*")
             note.metadata["tags"] = [NOTE_TAG]

@@ -5,6 +5,8 @@
     python -m shared.build --profile paper      # pretrained models (needs the internet)
     python -m shared.build --param seed=1       # override a notebook parameter
     python -m shared.build --list               # chapters and their parameters
+    python -m shared.build --sync               # only sync the .ipynb twins with their .py sources
+    python -m shared.build --check              # open the built book in headless Chromium, list problems
 
 Chapters, their parameters per profile and the table of contents live in ``notebooks/chapters.yml``
 (read by :mod:`shared.chapters.registry`; the build writes ``_toc.yml`` from it). Every parameter is
@@ -12,7 +14,12 @@ checked against its declared type before anything executes. A chapter is re-exec
 build key changes (:mod:`shared.build.keys`: its notebook, parameters, the ``shared`` code it
 imports, its models' checkpoints, ``_config.yml``, torch / transformer-lens versions) or a figure it
 exported is missing; executed notebooks go to ``book/<chapter>.ipynb``, figures to
-``figures/<chapter>/`` and the HTML to ``_build/html``.
+``figures/<chapter>/`` and the HTML to ``_build/html``. The HTML is rendered only when every executed
+chapter in ``book/`` still matches its sources (:func:`shared.build.keys.stale_pages`), so a page is
+never published from an older version of its notebook or code.
+
+Progress goes to stdout; stderr carries only the one-sentence error of a failed build (exit code 2;
+``--check`` exits 1 when it finds problems).
 """
 from __future__ import annotations
 
@@ -24,9 +31,11 @@ from typing import Any, Optional
 import yaml
 
 from shared.build import layout as places
-from shared.build.execute import execute, figures_intact, sync_pair
+from shared.build.browser import check_pages
+from shared.build.execute import execute, figures_intact
 from shared.build.html import render_html
-from shared.build.keys import build_key, changed_parts, key_parts, stored_metadata
+from shared.build.keys import build_key, changed_parts, key_parts, stale_pages, stored_metadata
+from shared.build.twins import sync_pair
 from shared.build.layout import BuildError
 from shared.build.toc import write_models_page, write_toc
 from shared.chapters.registry import PROFILES, ChapterEntry, load_registry
@@ -79,9 +88,11 @@ def run(plans: list[tuple[ChapterEntry, dict]], force: bool = False) -> None:
     """Execute the chapters whose build key changed (all with ``force``), printing why and how long."""
     layout = places.LAYOUT
     total = time.time()
+    for ch, _ in plans:  # every twin first: an edit that cannot be synced stops the build before it runs
+        synced = sync_pair(ch.notebook)
+        if synced:
+            print(synced)
     for i, (ch, params) in enumerate(plans, 1):
-        if sync_pair(ch.notebook):
-            print(f"synced {layout.relative(ch.notebook.with_suffix('.ipynb'))}")
         parts = key_parts(ch, params, layout)
         key = build_key(parts)
         output = layout.output(ch.name)
@@ -107,6 +118,28 @@ def run(plans: list[tuple[ChapterEntry, dict]], force: bool = False) -> None:
     print(f"notebooks done in {time.time() - total:.1f} s")
 
 
+def refuse_stale() -> None:
+    """Raise when an executed chapter in ``book/`` no longer matches its sources (or just failed)."""
+    stale = stale_pages(registry().values(), places.LAYOUT)
+    if stale:
+        names = ", ".join(f"{name} ({why})" for name, why in stale.items())
+        rebuild = " ".join(f"--chapter {name}" for name in stale)
+        raise BuildError(f"Not rendering the HTML: {len(stale)} executed chapter(s) no longer match their sources, "
+                         f"{names}; run python -m shared.build {rebuild} (or the whole book).")
+
+
+def check(names: Optional[list[str]]) -> int:
+    """Open the built pages (all, or those of ``names``) in headless Chromium; print one line per problem."""
+    html = places.LAYOUT.html
+    pages = [f"{name}.html" for name in names] if names else None
+    problems = check_pages(html, pages)
+    for problem in problems:
+        print(problem)
+    checked = len(pages) if pages else len(list(html.glob("*.html")))
+    print(f"browser check: {len(problems)} problem(s) in {checked} page(s) of {places.LAYOUT.relative(html)}")
+    return 1 if problems else 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m shared.build", description=__doc__.splitlines()[0])
     parser.add_argument("--chapter", action="append", help="build only this chapter (repeatable)")
@@ -116,16 +149,26 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--force", action="store_true", help="re-execute even if up to date")
     parser.add_argument("--no-html", action="store_true", help="execute notebooks only")
     parser.add_argument("--list", action="store_true", help="list chapters and parameters")
+    parser.add_argument("--sync", action="store_true", help="only sync the .ipynb twins and _toc.yml")
+    parser.add_argument("--check", action="store_true",
+                        help="open the built HTML (all pages, or those of --chapter) in headless Chromium")
     args = parser.parse_args(argv)
     layout = places.LAYOUT
     try:
         if args.profile not in PROFILES:
             raise ParameterError(f"Unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)}.")
         chapters = select(registry(), args.chapter)
+        if args.check:
+            return check(args.chapter)
         overrides = parse_overrides(args.param)
         if args.list:
             for ch in chapters:
                 print(f"{ch.name}: {layout.relative(ch.notebook)} {ch.parameters(args.profile)}")
+            return 0
+        if args.sync:
+            for ch in chapters:
+                print(sync_pair(ch.notebook) or f"{layout.relative(ch.notebook)}: in sync")
+            write_toc(layout)
             return 0
         plans = plan(chapters, args.profile, overrides)
         if write_toc(layout):
@@ -133,6 +176,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         run(plans, args.force)
         if not args.no_html:
             write_models_page(registry(), layout)
+            refuse_stale()
             render_html()
     except BookError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -140,8 +184,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0
 
 
-__all__ = ["BuildError", "execute", "load_registry", "main", "parse_overrides", "plan", "registry", "render_html",
-           "run", "select"]
+__all__ = ["BuildError", "check", "execute", "load_registry", "main", "parse_overrides", "plan", "refuse_stale",
+           "registry", "render_html", "run", "select"]
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -1,6 +1,13 @@
-"""Rendering the executed book to HTML with jupyter-book 1.x."""
+"""Rendering the executed book to HTML with jupyter-book 1.x.
+
+jupyter-book renders into a staging folder (``_build/.render``, which keeps Sphinx's cache between
+builds); only a render that succeeded replaces the published ``_build/html``, in one swap, so a
+failed render never leaves a half-written book behind. The circuitsvis bundle is copied into the
+book's ``_static`` (each view loads it from there; MathJax comes from ``sphinx-mathjax-offline``).
+"""
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -11,7 +18,7 @@ from typing import Optional
 import yaml
 
 from shared.build import layout as places
-from shared.build.layout import BuildError
+from shared.build.layout import BuildError, one_line
 from shared.plots.widgets import BUNDLE_NAME, bundle_path
 
 
@@ -32,16 +39,28 @@ def _prune(entries: list[dict], book_dir: Path, missing: list[str]) -> list[dict
     return kept
 
 
+def publish(rendered: Path, target: Path) -> None:
+    """Replace ``target`` by a copy of ``rendered`` in one rename (the old copy is removed after)."""
+    fresh, old = target.with_name(".html-new"), target.with_name(".html-old")
+    for leftover in (fresh, old):
+        shutil.rmtree(leftover, ignore_errors=True)
+    shutil.copytree(rendered, fresh)
+    if target.exists():
+        target.rename(old)
+    fresh.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def render_html(book_dir: Optional[Path] = None, out_root: Optional[Path] = None, strict: bool = True,
                 toc: Optional[Path] = None) -> Path:
-    """Render ``book_dir`` with jupyter-book into ``out_root/_build/html``; returns that folder.
-
-    Chapters not executed yet are left out of the table of contents (with a note).
-    """
+    """Render ``book_dir`` with jupyter-book and publish it to ``out_root/_build/html`` (default: the
+    layout's ``_build/html``); returns that folder. Chapters not executed yet are left out of the
+    table of contents (with a note). On failure the published folder is left as it was."""
     layout = places.LAYOUT
     book_dir = book_dir or layout.book
-    build_dir = (out_root or layout.root) / "_build"
-    build_dir.mkdir(parents=True, exist_ok=True)
+    build_dir = out_root / "_build" if out_root else layout.build_dir
+    staging = build_dir / ".render"
+    staging.mkdir(parents=True, exist_ok=True)
     toc_path = toc or layout.toc
     contents = yaml.safe_load(toc_path.read_text())
     missing: list[str] = []
@@ -53,25 +72,30 @@ def render_html(book_dir: Optional[Path] = None, out_root: Optional[Path] = None
         toc_path = build_dir / "_toc.partial.yml"
         toc_path.write_text(yaml.safe_dump(contents, sort_keys=False))
     exe = Path(sys.executable).parent / "jupyter-book"
-    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir), "--path-output",
-           str(build_dir.parent), "--config", str(layout.config), "--toc", str(toc_path)]
+    cmd = [str(exe) if exe.exists() else "jupyter-book", "build", str(book_dir), "--path-output", str(staging),
+           "--config", str(layout.config), "--toc", str(toc_path)]
     if strict:
         cmd += ["-W", "--keep-going"]
     start = time.time()
-    proc = subprocess.run(cmd, cwd=layout.root, capture_output=True, text=True)
-    html = build_dir / "html"
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
+    proc = subprocess.run(cmd, cwd=layout.root, capture_output=True, text=True, env=env)
+    rendered = staging / "_build" / "html"
     if proc.returncode != 0:
         log = build_dir / "jupyter-book.log"
-        log.write_text(proc.stdout + proc.stderr)
-        warnings = [line for line in (proc.stdout + proc.stderr).splitlines() if "WARNING" in line or "ERROR" in line]
+        text = "\n".join(one_line(line) for line in (proc.stdout + proc.stderr).splitlines())
+        log.write_text(text + "\n")
+        warnings = [line for line in text.splitlines() if "WARNING" in line or "ERROR" in line
+                    or "Error" in line or "Exception" in line]
         raise BuildError(
-            f"jupyter-book failed ({len(warnings)} warnings/errors, first: {warnings[0] if warnings else '?'}); "
-            f"full log in {log}."
+            f"jupyter-book failed ({len(warnings)} warnings or errors, first: {warnings[0] if warnings else '?'}); "
+            f"the published HTML was left as it was; full log in {layout.relative(log)}."
         )
-    (html / "_static").mkdir(parents=True, exist_ok=True)
-    shutil.copy(bundle_path(), html / "_static" / BUNDLE_NAME)
-    print(f"HTML rendered in {time.time() - start:.1f} s: {html / 'index.html'}")
+    (rendered / "_static").mkdir(parents=True, exist_ok=True)
+    shutil.copy(bundle_path(), rendered / "_static" / BUNDLE_NAME)
+    html = build_dir / "html"
+    publish(rendered, html)
+    print(f"HTML rendered in {time.time() - start:.1f} s: {layout.relative(html / 'index.html')}")
     return html
 
 
-__all__ = ["render_html"]
+__all__ = ["publish", "render_html"]

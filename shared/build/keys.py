@@ -7,7 +7,8 @@ of these parts changes:
   (:mod:`shared.sources`; comments and layout do not count);
 * ``models`` — the checkpoint files of the local zoo models its parameters name (``model_name``,
   ``*_model_name``, ``compare_with``, ``models``), hashed by content once per run;
-* ``config`` — ``_config.yml``;
+* ``config`` — the settings of ``_config.yml`` that reach an executed notebook (``repository``, from
+  which the Colab badge is made); the rest only affects rendering, which is redone on every build;
 * ``packages`` — the installed versions of torch and transformer-lens.
 
 The key and its parts are stored in the executed notebook's metadata, so the build can say which
@@ -20,6 +21,8 @@ import json
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable, Optional
+
+import yaml
 
 from shared.build.layout import Layout
 from shared.chapters.registry import ChapterEntry
@@ -87,6 +90,17 @@ def model_digest(name: str) -> str:
     return folder_digest(local_model_dir(name))
 
 
+EXECUTION_SETTINGS = ("repository",)  # the parts of _config.yml an executed notebook depends on
+
+
+def config_digest(config: Path) -> str:
+    """Hash of the settings in ``config`` (``_config.yml``) that reach an executed notebook."""
+    if not config.exists():
+        return ""
+    settings = yaml.safe_load(config.read_text()) or {}
+    return _json_sha({key: settings.get(key) for key in EXECUTION_SETTINGS})
+
+
 def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> dict[str, str]:
     """The hash of each part of ``chapter``'s build key (see the module docstring). Models are looked
     up in the parameters the notebook actually runs with: its defaults with ``params`` over them."""
@@ -97,7 +111,7 @@ def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> 
         "parameters": _json_sha(params),
         "code": source_digest(modules, layout.root),
         "models": _json_sha({name: model_digest(name) for name in model_names(effective)}),
-        "config": _sha(layout.config.read_bytes()) if layout.config.exists() else "",
+        "config": config_digest(layout.config),
         "packages": _json_sha(package_versions()),
     }
 
@@ -128,5 +142,29 @@ def changed_parts(old: dict[str, Any], parts: dict[str, str]) -> list[str]:
     return [name for name in PARTS if before.get(name) != parts.get(name)]
 
 
-__all__ = ["MODEL_PARAMETERS", "PACKAGES", "PARTS", "build_key", "changed_parts", "folder_digest", "key_parts",
-           "model_digest", "model_names", "package_versions", "stored_key", "stored_metadata"]
+def stale_pages(chapters: Iterable[ChapterEntry], layout: Layout) -> dict[str, str]:
+    """The executed chapters in ``layout.book`` that no longer match their sources, each with the
+    reason: the build key recomputed with the parameters the page ran with differs from the stored
+    one (its notebook, code, models, config or packages changed since, or it was stored by an older
+    build), or whose last execution with the same key failed (``_build/failed/``). Pages not
+    executed yet are not listed (the HTML leaves them out)."""
+    stale = {}
+    for chapter in chapters:
+        output = layout.output(chapter.name)
+        if not output.exists():
+            continue
+        meta = stored_metadata(output)
+        if not meta.get("key_parts") or "parameters" not in meta:
+            stale[chapter.name] = "stored by an older build"
+            continue
+        parts = key_parts(chapter, meta["parameters"], layout)
+        if build_key(parts) != meta.get("build_key"):
+            stale[chapter.name] = "changed: " + (", ".join(changed_parts(meta, parts)) or "build key")
+        elif stored_key(layout.failed(chapter.name)) == meta.get("build_key"):
+            stale[chapter.name] = "its last execution, with these very inputs, failed"
+    return stale
+
+
+__all__ = ["EXECUTION_SETTINGS", "MODEL_PARAMETERS", "PACKAGES", "PARTS", "build_key", "changed_parts",
+           "config_digest", "folder_digest", "key_parts", "model_digest", "model_names", "package_versions",
+           "stale_pages", "stored_key", "stored_metadata"]

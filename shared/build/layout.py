@@ -2,6 +2,8 @@
 temporary book, and the build's error type."""
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -10,8 +12,16 @@ from shared.errors import BookError
 from shared.paths import REPO_ROOT
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
 class BuildError(BookError):
     """A chapter failed or the build was asked for something that does not exist."""
+
+
+def one_line(text: object) -> str:
+    """``text`` on one line, without terminal colour codes (for the build's one-sentence errors)."""
+    return " ".join(_ANSI.sub("", str(text)).split())
 
 
 @dataclass(frozen=True)
@@ -31,8 +41,9 @@ class Layout:
 
     @classmethod
     def at(cls, root: Path) -> "Layout":
-        return cls(root, root / "notebooks" / "chapters.yml", root / "book", root / "_toc.yml",
-                   root / "figures", root / "_config.yml")
+        figures = Path(os.environ.get("CIRCUITS_BOOK_FIGURES", root / "figures"))  # as shared.paths.figures_dir
+        return cls(root, root / "notebooks" / "chapters.yml", root / "book", root / "_toc.yml", figures,
+                   root / "_config.yml")
 
     @property
     def build_dir(self) -> Path:
@@ -62,4 +73,4 @@ class Layout:
 
 LAYOUT = Layout.at(REPO_ROOT)  # the checkout's book; tests replace it
 
-__all__ = ["LAYOUT", "BuildError", "Layout"]
+__all__ = ["LAYOUT", "BuildError", "Layout", "one_line"]

@@ -1,18 +1,17 @@
 """The committed, output-free ``.ipynb`` twin of each chapter's Jupytext ``.py`` source, kept in sync in
 whichever direction was edited, so an edit made in either file is never written over.
 
-Each twin records in its metadata (``circuits_book.synced_from``) the SHA-256 of the ``.py`` it was
-written from. When the two files disagree:
+Each twin records in its metadata (``circuits_book.synced_from``) a hash of the cells (type, source,
+tags) of the ``.py`` it was written from. When the two files disagree:
 
-* the ``.py`` still has that recorded hash: only the twin was edited (in Colab or Jupyter), so the
-  ``.py`` is rewritten from it (``jupytext``, notebook and cell metadata other than tags dropped);
-* the twin's source still converts to the recorded ``.py``: only the ``.py`` was edited, so the twin
-  is rewritten from it;
+* the ``.py`` still has the recorded cells: only the twin was edited (in Colab or Jupyter), so the
+  ``.py`` is rewritten from it (``jupytext``; notebook and cell metadata other than tags dropped);
+* the twin still has the recorded cells: only the ``.py`` was edited, so the twin is rewritten;
 * neither: both were edited, and the build stops with one sentence naming the two files;
 * a twin without the record (an editor dropped it): the newer of the two files wins.
 
-A twin that differs only in outputs, execution counts or metadata (source unchanged) is simply
-rewritten from the ``.py``.
+A twin whose cells equal the ``.py``'s (only outputs, execution counts or metadata differ) is
+simply rewritten from the ``.py``.
 """
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ from typing import Any, Optional
 import jupytext
 
 from shared.build import layout as places
-from shared.build.layout import BuildError
+from shared.build.layout import BuildError, one_line
 
 CELL_METADATA = ("tags",)  # the only cell metadata the .py sources use
 NOTEBOOK_METADATA = ("jupytext", "kernelspec")  # what their headers hold
@@ -44,20 +43,29 @@ def read_source(notebook: Path) -> Any:
     return nb
 
 
+def cells_digest(nb: Any) -> str:
+    """A hash of a notebook's cells as the book sees them: type, source and tags."""
+    return _sha(json.dumps([(c.cell_type, c.source, list(c.metadata.get("tags", []))) for c in nb.cells]))
+
+
 def twin_text(notebook: Path) -> str:
-    """The text of ``notebook``'s twin: its cells, no outputs, and the hash of the ``.py`` it came from."""
+    """The text of ``notebook``'s twin: its cells, no outputs, and the hash of the cells it came from."""
     nb = read_source(notebook)
-    nb.metadata["circuits_book"] = {"synced_from": _sha(notebook.read_text())}
+    nb.metadata["circuits_book"] = {"synced_from": cells_digest(nb)}
     return jupytext.writes(nb, fmt="ipynb")
+
+
+def _read_twin(text: str, where: Path) -> Any:
+    try:
+        return jupytext.reads(text, fmt="ipynb")
+    except (ValueError, KeyError, TypeError) as err:
+        raise BuildError(f"{places.LAYOUT.relative(where)} is not a readable notebook ({one_line(err)}); restore "
+                         f"it with git checkout, or delete it to rewrite it from its .py.") from None
 
 
 def source_from_twin(text: str, where: Path) -> str:
     """The ``py:percent`` text of a twin notebook (only tags kept as cell metadata)."""
-    try:
-        nb = jupytext.reads(text, fmt="ipynb")
-    except (ValueError, KeyError, TypeError) as err:
-        raise BuildError(f"{places.LAYOUT.relative(where)} is not a readable notebook ({err}); restore it with "
-                         f"git checkout or delete it to rewrite it from its .py.") from None
+    nb = _read_twin(text, where)
     nb.metadata = {k: v for k, v in nb.metadata.items() if k in NOTEBOOK_METADATA}
     for cell in nb.cells:
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in CELL_METADATA}
@@ -83,26 +91,25 @@ def sync_pair(notebook: Path) -> Optional[str]:
     current = twin.read_text()
     if current == expected:
         return None
-    py = notebook.read_text()
-    edited = source_from_twin(current, twin)
-    if edited == py:  # same cells: outputs, ids or metadata only
+    py_cells, twin_cells = cells_digest(read_source(notebook)), cells_digest(_read_twin(current, twin))
+    if py_cells == twin_cells:  # same cells: outputs, ids or metadata only
         twin.write_text(expected)
         return f"rewrote {rel_twin} from {rel_py} (outputs or metadata only)"
     recorded = _recorded(current)
     if recorded is None:
         twin_edited = twin.stat().st_mtime > notebook.stat().st_mtime
     else:
-        py_edited, twin_edited = _sha(py) != recorded, _sha(edited) != recorded
+        py_edited, twin_edited = py_cells != recorded, twin_cells != recorded
         if py_edited and twin_edited:
-            raise BuildError(f"Both {rel_py} and {rel_twin} were edited since they were last synced; keep "
-                             f"your changes in one of them (copy the other's edit over) and delete or "
-                             f"git-checkout the other, then build again.")
+            raise BuildError(f"Both {rel_py} and {rel_twin} were edited since they were last synced; copy "
+                             f"the notebook's edit into the .py, then delete {rel_twin} (the build writes it "
+                             f"again from the .py).")
     if twin_edited:
-        notebook.write_text(edited)
+        notebook.write_text(source_from_twin(current, twin))
         twin.write_text(twin_text(notebook))
         return f"synced {rel_py} from {rel_twin}, which was edited"
     twin.write_text(expected)
     return f"synced {rel_twin} from {rel_py}"
 
 
-__all__ = ["read_source", "source_from_twin", "sync_pair", "twin_text"]
+__all__ = ["cells_digest", "read_source", "source_from_twin", "sync_pair", "twin_text"]

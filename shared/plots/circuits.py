@@ -2,24 +2,29 @@
 knockout maps and faithfulness-versus-size curves."""
 from __future__ import annotations
 
+import textwrap
 from typing import Any, Mapping, Optional
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
+from matplotlib.ticker import ScalarFormatter
 
 from shared.engine.ablation import KnockoutResult
 from shared.engine.circuit import Circuit, FaithfulnessCurve
 from shared.engine.graph import Graph, parse_node, split_edge
 from shared.errors import ParameterError
-from shared.plots.figures import WIDTH, finish, heatmap_panel
+from shared.plots.figures import SMALLEST, WIDTH, finish, heatmap_panel
 
 PORT_COLOURS = {"q": "tab:blue", "k": "tab:green", "v": "tab:red", None: "0.35"}
 PORT_NAMES = {"q": "into a query", "k": "into a key", "v": "into a value", None: "into an MLP or the logits"}
 
 
-def _row(node: Any, n_layers: int) -> int:
-    """Vertical slot: input 0, attention of layer L at 2L+1, its MLP at 2L+2, logits on top."""
+PORT_OFFSETS = {"q": 0.16, "k": 0.0, "v": -0.16, None: 0.0}  # where an edge enters its receiver (node units)
+
+
+def _column(node: Any, n_layers: int) -> int:
+    """Horizontal slot: input 0, attention of layer L at 2L+1, its MLP at 2L+2, logits last."""
     if node.kind == "input":
         return 0
     if node.kind == "logits":
@@ -29,48 +34,54 @@ def _row(node: Any, n_layers: int) -> int:
 
 def circuit_graph(circuit: Circuit, graph: Optional[Graph] = None, title: Optional[str] = None,
                   name: Optional[str] = None) -> Any:
-    """Layered drawing of a circuit: input at the bottom, logits on top, heads and MLPs by layer.
-    Edge width follows |score|; edge colour says which input of the receiver the edge feeds."""
+    """Layered drawing of a circuit, read from left to right: input, then heads and MLPs layer by
+    layer, logits on the right (only the columns that hold a node). Edge width follows |score|;
+    edge colour says which input of the receiver the edge feeds, and an edge into a query, key or
+    value enters the receiver's box at its top, middle or bottom, so edges never overlap into a
+    colour the legend does not name."""
     nodes = list(dict.fromkeys(circuit.nodes + [n for e in circuit.edges for n in split_edge(e)[:2]]))
     if not nodes:
         raise ParameterError("The circuit is empty; there is nothing to draw.")
     parsed = {n: parse_node(n) for n in nodes}
     n_layers = graph.n_layers if graph is not None else max([p.layer for p in parsed.values()] + [0]) + 1
-    rows: dict[int, list[str]] = {}
+    columns: dict[int, list[str]] = {}
     for n in nodes:
-        rows.setdefault(_row(parsed[n], n_layers), []).append(n)
-    used = sorted(rows)  # only the rows that hold a node: no empty bands
-    level = {r: i for i, r in enumerate(used)}
+        columns.setdefault(_column(parsed[n], n_layers), []).append(n)
+    level = {c: i for i, c in enumerate(sorted(columns))}  # only the columns that hold a node
+    tallest = max(len(members) for members in columns.values())
     pos = {}
-    for r, members in rows.items():
+    for c, members in columns.items():
         members.sort(key=lambda m: parsed[m].head)
         for i, m in enumerate(members):
-            pos[m] = ((i + 1) / (len(members) + 1), level[r])
-    fig, ax = plt.subplots(figsize=(WIDTH * 0.8, 0.9 * len(used) + 1.2))
+            pos[m] = (level[c], (len(members) - 1) / 2 - i)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.75 * tallest + 1.6))
     weights = [abs(circuit.scores.get(e, 1.0)) for e in circuit.edges] or [1.0]
     top = max(weights) or 1.0
     ports = set()
-    for e, w in zip(circuit.edges, weights):
+    for w, e in sorted(zip(weights, circuit.edges)):  # thin edges first, thick ones on top
         s, r, port = split_edge(e)
         ports.add(port)
         (x0, y0), (x1, y1) = pos[s], pos[r]
-        ax.annotate("", xy=(x1, y1 - 0.18), xytext=(x0, y0 + 0.18),
-                    arrowprops=dict(arrowstyle="->", lw=0.6 + 2.4 * w / top, color=PORT_COLOURS[port],
-                                    connectionstyle="arc3,rad=0.08"))
+        bend = 0.0 if x1 - x0 <= 1 else 0.12 * (1 if y1 >= y0 else -1)
+        ax.annotate("", xy=(x1 - 0.2, y1 + PORT_OFFSETS[port]), xytext=(x0 + 0.2, y0),
+                    arrowprops=dict(arrowstyle="-|>", lw=0.7 + 2.6 * w / top, color=PORT_COLOURS[port],
+                                    mutation_scale=8, shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={bend}"))
     for n, (x, y) in pos.items():
         face = {"head": "#cfe2ff", "mlp": "#ffe5b4"}.get(parsed[n].kind, "#e0e0e0")
-        ax.text(x, y, n, ha="center", va="center", fontsize=9, bbox=dict(boxstyle="round", fc=face, ec="0.4"))
-    ax.set_xlim(0, 1)
-    ax.set_ylim(-0.6, len(used) - 0.4)
+        ax.text(x, y, n, ha="center", va="center", fontsize=SMALLEST + 1, zorder=3,
+                bbox=dict(boxstyle="round", fc=face, ec="0.4"))
+    ax.set_xlim(-0.5, len(level) - 0.5)
+    ax.set_ylim(-tallest / 2, tallest / 2)
     ax.axis("off")
     label = title or f"{circuit.method or 'circuit'}: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges"
     if circuit.score is not None and circuit.full:
         label += f" (metric {circuit.score:.2f} of {circuit.full:.2f})"
-    ax.set_title(label)
+    ax.set_title(textwrap.fill(label, 80))
     if circuit.edges:
         handles = [Line2D([0], [0], color=PORT_COLOURS[p], lw=2, label=PORT_NAMES[p])
                    for p in ("q", "k", "v", None) if p in ports]
-        ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False, title="edge feeds")
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
+                  frameon=False, title="edge feeds (width: |score|)")
     return finish(fig, name)
 
 
@@ -86,18 +97,22 @@ def knockout_heatmap(result: KnockoutResult, title: str = "Single-node knockout"
         node = parse_node(n)
         grid[node.layer, node.head] = effects[n]
     lim = float(np.abs(grid).max()) or 1.0
-    fig, axes = plt.subplots(1, 2 if mlps else 1, squeeze=False, figsize=(WIDTH * (0.9 if mlps else 0.6),
-                                                                           1.6 + 0.45 * n_layers),
-                             gridspec_kw={"width_ratios": [3, 1]} if mlps else None)
+    height = 1.9 + 0.45 * n_layers
+    fig, axes = plt.subplots(1, 2, squeeze=False, figsize=(WIDTH, height), gridspec_kw={"width_ratios": [3, 1]})
+    # fixed margins (no tight layout): the head panel has one size with or without MLPs
+    fig.subplots_adjust(left=0.08, right=0.97, bottom=0.65 / height, top=1 - 0.45 / height, wspace=0.45)
     image = heatmap_panel(axes[0, 0], grid, f"{title}: heads ({result.ablation})", -lim, lim, "RdBu")
-    fig.colorbar(image, ax=axes[0, 0], label="metric drop")
+    fig.colorbar(image, ax=axes[0, 0], label="metric drop", fraction=0.05, pad=0.02)
+    ax = axes[0, 1]
     if mlps:
-        ax = axes[0, 1]
         ax.barh([parse_node(n).layer for n in mlps], [effects[n] for n in mlps], color="tab:orange")
         ax.set_yticks(range(n_layers))
-        ax.invert_yaxis()
+        ax.set_ylim(n_layers - 0.5, -0.5)
         ax.set(xlabel="metric drop", ylabel="layer", title="MLPs")
-    return finish(fig, name)
+    else:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "no MLPs\nin this model", ha="center", va="center", transform=ax.transAxes)
+    return finish(fig, name, tight=False)
 
 
 def faithfulness_curves(curves: Mapping[str, FaithfulnessCurve], title: str = "Faithfulness vs circuit size",
@@ -108,6 +123,7 @@ def faithfulness_curves(curves: Mapping[str, FaithfulnessCurve], title: str = "F
         ax.plot([max(s, 0.8) for s in curve.sizes], curve.normalized, marker="o", ms=4, label=key)
     ax.axhline(1, color="0.6", lw=0.8, ls="--")
     ax.set(xscale="log", xlabel="edges kept (top-k by |score|)", ylabel="normalised metric", title=title)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend()

@@ -23,10 +23,12 @@ from shared.paths import figures_dir
 
 WIDTH = 7.5  # inches: the content column at 100 dpi
 FONT = 10
+SMALLEST = 9  # points: no text smaller than this at the content width
 _STATE: dict[str, Optional[str]] = {"chapter": None}
 
 plt.rcParams.update({"font.size": FONT, "axes.titlesize": FONT + 1, "axes.labelsize": FONT,
-                     "xtick.labelsize": FONT - 1, "ytick.labelsize": FONT - 1, "legend.fontsize": FONT - 1,
+                     "xtick.labelsize": SMALLEST, "ytick.labelsize": SMALLEST, "legend.fontsize": SMALLEST,
+                     "legend.title_fontsize": SMALLEST, "figure.titlesize": FONT + 2,
                      "figure.dpi": 100, "savefig.dpi": 150, "savefig.bbox": "tight",
                      "svg.hashsalt": "circuits-book", "svg.fonttype": "none"})
 
@@ -44,9 +46,12 @@ def exported_path(name: str, suffix: str = ".png") -> Optional[Path]:
     return figures_dir() / chapter / f"{name}{suffix}"
 
 
-def finish(fig: Any, name: Optional[str], vector: bool = False) -> Any:
-    """Lay out ``fig``; with ``name``, export it (PNG, plus SVG when ``vector``) and show it once."""
-    fig.tight_layout()
+def finish(fig: Any, name: Optional[str], vector: bool = False, tight: bool = True) -> Any:
+    """Lay out ``fig`` (tight layout, unless ``tight`` is false — margins set by hand — or it already
+    has a layout engine such as constrained layout); with ``name``, export it (PNG, plus SVG when
+    ``vector``) and show it once."""
+    if tight and fig.get_layout_engine() is None:
+        fig.tight_layout()
     if name is None:
         return fig
     png = exported_path(name)
@@ -66,12 +71,18 @@ def finish(fig: Any, name: Optional[str], vector: bool = False) -> Any:
     return None
 
 
-def integer_ticks(ax: Any, x: bool = True, y: bool = True) -> None:
-    """Only whole numbers on the chosen axes (layers, heads, positions)."""
-    if x:
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    if y:
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+def integer_ticks(ax: Any, x: bool = True, y: bool = True, most: Optional[int] = None) -> None:
+    """Only whole numbers on the chosen axes (layers, heads, positions, steps), at most ``most``
+    intervals when given (long labels such as training steps)."""
+    for on, axis in ((x, ax.xaxis), (y, ax.yaxis)):
+        if on:
+            axis.set_major_locator(MaxNLocator(integer=True, nbins=most if most else "auto"))
+
+
+def text_colour(image: Any, value: float) -> str:
+    """Black or white, whichever reads better on the colour that ``image`` gives ``value``."""
+    r, g, b, _ = image.cmap(image.norm(value))
+    return "white" if 0.299 * r + 0.587 * g + 0.114 * b < 0.5 else "black"
 
 
 def heatmap_panel(ax: Any, grid: np.ndarray, title: str = "", vmin: Optional[float] = None,
@@ -96,13 +107,10 @@ def heatmap_panel(ax: Any, grid: np.ndarray, title: str = "", vmin: Optional[flo
     if title:
         ax.set_title(title)
     if annotate if annotate is not None else grid.size <= 96:
-        span = (hi - lo) or 1.0
         for (i, j), value in np.ndenumerate(grid):
             if np.isfinite(value):
-                dark = (value - lo) / span > 0.6 if cmap in ("Blues", "viridis_r", "Greens", "Oranges") \
-                    else (value - lo) / span < 0.4
-                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=FONT - 2,
-                        color="white" if dark else "black")
+                ax.text(j, i, fmt.format(value), ha="center", va="center", fontsize=SMALLEST,
+                        color=text_colour(image, value))
     return image
 
 
@@ -120,7 +128,7 @@ def head_heatmap(panels: "Mapping[str, Any] | Any", title: str = "", vmin: Optio
     cols = min(columns, n)
     rows = (n + cols - 1) // cols
     shape = next(iter(grids.values())).shape
-    panel_h = max(1.6, 0.38 * shape[0] + 1.0)
+    panel_h = max(2.0, 0.38 * shape[0] + 1.1)
     fig, axes = plt.subplots(rows, cols, figsize=(WIDTH if n > 1 else min(WIDTH, 1.2 + 0.55 * shape[1] + 1.6),
                                                   panel_h * rows + (0.4 if title else 0)), squeeze=False)
     image = None
@@ -132,13 +140,7 @@ def head_heatmap(panels: "Mapping[str, Any] | Any", title: str = "", vmin: Optio
     if title:
         fig.suptitle(title)
     fig.set_layout_engine("constrained")
-    return _finish_constrained(fig, name)
-
-
-def _finish_constrained(fig: Any, name: Optional[str], vector: bool = False) -> Any:
-    """:func:`finish` for figures laid out by matplotlib's constrained layout (colour bars)."""
-    fig.tight_layout = lambda *a, **k: None  # the constrained engine already placed everything
-    return finish(fig, name, vector)
+    return finish(fig, name)
 
 
 def lines(x: Sequence[float], series: Mapping[str, Sequence[float]], xlabel: str, ylabel: str, title: str = "",
@@ -220,5 +222,5 @@ def matrix(values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[s
     return finish(fig, name)
 
 
-__all__ = ["FONT", "WIDTH", "bars", "export_to", "exported_path", "finish", "head_heatmap", "heatmap_panel",
-           "integer_ticks", "lines", "matrix"]
+__all__ = ["FONT", "SMALLEST", "WIDTH", "bars", "export_to", "exported_path", "finish", "head_heatmap", "heatmap_panel",
+           "integer_ticks", "lines", "matrix", "text_colour"]

@@ -8,7 +8,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
+from matplotlib.ticker import ScalarFormatter
 
 from shared.analysis.weights import Composition
 from shared.engine.graph import head_name
@@ -20,16 +23,19 @@ COPYING, SUPPRESSING = "tab:green", "tab:red"
 def bigram_fit(panels: Mapping[str, tuple[np.ndarray, np.ndarray, float]], name: Optional[str] = None) -> Any:
     """One hexbin panel per model: corpus bigram log-probability (x) against the direct path's
     log-probability (y) for the same token pairs, with the correlation ``r`` in the title."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 3.6), sharex=True, sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(WIDTH, 3.8), sharex=True, sharey=True, squeeze=False)
+    image = None
     for ax, (model, (x, y, r)) in zip(axes[0], panels.items()):
-        ax.hexbin(x, y, gridsize=50, bins="log", cmap="viridis", mincnt=1)
+        image = ax.hexbin(x, y, gridsize=50, bins="log", cmap="viridis", mincnt=1)
         lim = [min(x.min(), y.min()), 0]
         ax.plot(lim, lim, color="red", lw=1, label="y = x")
         ax.set_title(f"{model} (r = {r:.2f})")
         ax.set_xlabel("corpus log P(next | current)")
         ax.legend(loc="upper left")
     axes[0, 0].set_ylabel("direct path log-probability")
-    fig.suptitle("Direct path against corpus bigrams (colour: log count of token pairs)")
+    fig.colorbar(image, ax=list(axes[0]), label="token pairs in the bin", fraction=0.04)
+    fig.suptitle("Direct path against corpus bigrams")
+    fig.set_layout_engine("constrained")
     return finish(fig, name)
 
 
@@ -46,15 +52,22 @@ def ov_eigenvalues(eigenvalues: Mapping[str, torch.Tensor], copying: Sequence[fl
     for ax, (head, e), score in zip(axes.flat, eigenvalues.items(), copying):
         e = e.numpy()
         e = np.exp(1j * np.angle(e)) * np.cbrt(np.abs(e) / np.abs(e).max())
-        ax.scatter(e.real, e.imag, s=10, alpha=0.8, color=COPYING if score > 0 else SUPPRESSING)
+        ax.scatter(e.real, e.imag, s=12, alpha=0.8, color=COPYING if score > 0 else SUPPRESSING)
         ax.axhline(0, color="grey", lw=0.5)
         ax.axvline(0, color="grey", lw=0.5)
         ax.set(xlim=(-1.1, 1.1), ylim=(-1.1, 1.1), xticks=[-1, 0, 1], yticks=[-1, 0, 1], aspect="equal")
         ax.set_title(f"{head} ({float(score):+.2f})")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
+        ax.tick_params(labelleft=ax in axes[:, 0], labelbottom=ax in axes[-1])
+    for ax in axes[-1]:
+        ax.set_xlabel("real part")
+    for ax in axes[:, 0]:
+        ax.set_ylabel("imaginary part")
+    signs = {float(score) > 0 for score in copying}
     handles = [Line2D([], [], marker="o", ls="", color=c, label=t)
-               for c, t in ((COPYING, "copying score > 0"), (SUPPRESSING, "copying score < 0"))]
+               for c, t, positive in ((COPYING, "copying score > 0", True), (SUPPRESSING, "copying score ≤ 0", False))
+               if positive in signs]
     fig.legend(handles=handles, loc="upper center", ncol=2, bbox_to_anchor=(0.5, 0.0))
     fig.suptitle("OV-circuit eigenvalues in the complex plane, per head (copying score in brackets)\n"
                  "modulus scaled to the head's largest, then cube-rooted")
@@ -76,8 +89,8 @@ def ablation_losses(table: pd.DataFrame, name: Optional[str] = None) -> Any:
                                    "repeated half": table["loss repeated half"]},
                ylabel="mean loss (nats)", title="Loss on repeated random tokens with heads mean-ablated",
                horizontal=True)
-    fig.axes[0].legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
-    fig.set_size_inches(WIDTH, fig.get_size_inches()[1] + 0.4)
+    fig.axes[0].legend(loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=2, frameon=False)
+    fig.set_size_inches(WIDTH, fig.get_size_inches()[1] + 0.6)
     return finish(fig, name, vector=True)
 
 
@@ -121,19 +134,24 @@ def phase_change(tokens_seen: np.ndarray, validation_loss: Sequence[float], icl:
 def loss_by_position(position_losses: torch.Tensor, steps: Sequence[int], labelled: Sequence[int],
                      name: Optional[str] = None) -> Any:
     """Validation loss at each token position, one curve per checkpoint ([checkpoint, pos]),
-    coloured from early (dark) to late (yellow) checkpoints; checkpoints at indices ``labelled``
-    are named in the legend. The y range leaves out the flat early curves' top."""
+    coloured from early (dark) to late (yellow) checkpoints as the colour bar says; checkpoints at
+    indices ``labelled`` are drawn thick and named in the legend. The y range leaves out the flat
+    early curves' top."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
-    colours = plt.cm.viridis(np.linspace(0, 1, len(steps)))
+    order = Normalize(0, max(len(steps) - 1, 1))
     positions = np.arange(1, position_losses.shape[1] + 1)
     for i, step in enumerate(steps):
-        ax.plot(positions, position_losses[i], color=colours[i], lw=1,
+        ax.plot(positions, position_losses[i], color=plt.cm.viridis(order(i)), lw=2 if i in labelled else 0.8,
                 label=f"step {step}" if i in labelled else None)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.set_xlabel("token position in the window")
     ax.set_ylabel("validation loss (nats)")
     ax.set_ylim(float(position_losses[-1].min()) - 0.2, float(position_losses[len(steps) // 3:].max()) + 0.3)
-    ax.legend(title="checkpoint")
+    bar = fig.colorbar(ScalarMappable(order, "viridis"), ax=ax, label="checkpoint (training step)", fraction=0.04)
+    shown = sorted({0, len(steps) - 1, *labelled})
+    bar.set_ticks(shown, labels=[str(steps[i]) for i in shown])
+    ax.legend(title="thick lines", loc="lower left")
     ax.grid(alpha=0.3)
     return finish(fig, name, vector=True)
 

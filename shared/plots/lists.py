@@ -13,6 +13,7 @@ from typing import Any, Mapping, Optional, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.patches import Patch
 
 from shared.engine.ablation import KnockoutResult
 from shared.plots.figures import WIDTH, finish, heatmap_panel, integer_ticks, lines
@@ -46,7 +47,7 @@ def training_curves(metrics: Mapping[str, Any], title: str = "", name: Optional[
     b.set(xlabel="step", ylabel="held-out accuracy", ylim=(0, 1.02))
     b.legend(loc="lower right")
     for ax in (a, b):
-        integer_ticks(ax, y=False)
+        integer_ticks(ax, y=False, most=4)
         ax.grid(alpha=0.3)
     return finish(fig, name, vector=True)
 
@@ -89,19 +90,21 @@ def components(dla: pd.Series, knockout: KnockoutResult, title: str = "", name: 
 
 def failures(by_length: pd.DataFrame, by_answer: pd.DataFrame, repeats: pd.DataFrame,
              name: Optional[str] = None) -> Any:
-    """Accuracy by list length (trained lengths green), by answer value, and on lists with repeats."""
-    fig, (a, b, c) = plt.subplots(1, 3, figsize=(WIDTH * 1.25, 3.4), gridspec_kw={"width_ratios": [1.2, 1.2, 0.8]})
+    """Accuracy by list length (trained lengths green, the others orange, as the legend says), by
+    answer value, and on lists with repeated values."""
+    fig, (a, b, c) = plt.subplots(1, 3, figsize=(WIDTH, 3.6), sharey=True,
+                                  gridspec_kw={"width_ratios": [1.15, 1.15, 0.9]})
     colors = ["tab:green" if t else "tab:orange" for t in by_length["trained"]]
     a.bar(by_length.index, by_length["accuracy"], color=colors)
-    a.set(xlabel="list length (green: trained, orange: not)", ylabel="accuracy", ylim=(0, 1.02),
-          title="by list length")
+    a.set(xlabel="list length", ylabel="accuracy", ylim=(0, 1.02), title="by list length")
+    a.legend(handles=[Patch(color="tab:green", label="trained"), Patch(color="tab:orange", label="not trained")],
+             loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     b.plot(by_answer.index, by_answer["accuracy"], marker=".")
-    b.set(xlabel="answer value", ylabel="accuracy", ylim=(0, 1.02), title="by answer value")
+    b.set(xlabel="answer value", ylim=(0, 1.02), title="by answer value")
     for ax in (a, b):
-        integer_ticks(ax, y=False)
-    _bar_panel(c, [textwrap.fill(k, 11) for k in repeats.index], repeats["accuracy"], "accuracy",
-               "with repeated values", "tab:purple", ylim=(0, 1.02), rotate=False)
-    c.tick_params(axis="x", labelsize=8)
+        integer_ticks(ax, y=False, most=5)
+    _bar_panel(c, [textwrap.fill(k, 9) for k in repeats.index], repeats["accuracy"], "",
+               "repeated values", "tab:purple", ylim=(0, 1.02), rotate=False)
     return finish(fig, name, vector=True)
 
 

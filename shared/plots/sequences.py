@@ -11,9 +11,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from shared.analysis.lens import LensResult
-from shared.plots.figures import FONT, WIDTH, finish, heatmap_panel, integer_ticks, matrix
+from shared.plots.figures import WIDTH, finish, heatmap_panel, integer_ticks, matrix
 
 
 def lens_ranks(results: Mapping[str, LensResult], title: str = "", log: bool = True,
@@ -50,8 +51,11 @@ def knockout_bars(table: pd.DataFrame, title: str = "Mean-ablating one node at a
         ax.axhline(0, color="black", lw=0.6)
         ax.set_ylabel("drop (% of\nintact)")
         ax.set_title(t, loc="left")
-    axes[-1, 0].set_xticks(range(len(table)), list(table.index), rotation=90, fontsize=FONT - 2)
-    fig.suptitle(f"{title} (blue: heads, orange: MLPs)")
+    axes[-1, 0].set_xticks(range(len(table)), list(table.index), rotation=90)
+    fig.legend(handles=[Patch(color="tab:blue", label="head"), Patch(color="tab:orange", label="MLP")],
+               loc="outside upper right", ncol=2, frameon=False)
+    fig.suptitle(title, x=0.02, ha="left")
+    fig.set_layout_engine("constrained")
     return finish(fig, name, vector=True)
 
 
@@ -107,29 +111,30 @@ def circuit_membership(circuits: Mapping[str, Sequence[str]], order: Sequence[st
 
 def role_attention_maps(mean_pattern: Any, labels: Sequence[str], heads: Sequence[str], title: str = "",
                         name: Optional[str] = None) -> Any:
-    """Attention averaged over prompts [heads, query, key], one panel per head, axes labelled by role."""
+    """Attention averaged over prompts [heads, query, key], one panel per head (three to a row).
+    Only the positions with a role are named on the axes — ``BOS``, the members ``M1``…, ``END`` —
+    so that the labels stay readable; the other positions are the template's words."""
     n = len(heads)
     cols = min(n, 3)
     rows = (n + cols - 1) // cols
-    side = WIDTH / cols
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, side * rows + 0.4), squeeze=False)
+    side = (WIDTH - 0.8) / 3
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH if n > 1 else side + 1.6, side * rows + 0.9), squeeze=False)
+    roles = [i for i, label in enumerate(labels) if label == "BOS" or label.startswith(("M", "END"))]
+    names = [labels[i].split()[0] for i in roles]
     image = None
     for k, ax in enumerate(axes.flat):
         if k >= n:
             ax.axis("off")
             continue
         image = heatmap_panel(ax, np.asarray(mean_pattern[k]), heads[k], 0, 1, "Blues", annotate=False,
-                              xlabel="key (attended to)", ylabel="query", xticklabels=labels, yticklabels=labels)
-        ax.tick_params(labelsize=6)
-        ax.tick_params(axis="x", labelrotation=90)
-        for label in ax.get_xticklabels():
-            label.set_ha("center")
+                              xlabel="key", ylabel="query" if k % cols == 0 else "")
+        ax.set_xticks(roles, names, rotation=90)
+        ax.set_yticks(roles, names if k % cols == 0 else [])
         ax.set_aspect("equal")
     fig.colorbar(image, ax=list(axes.flat)[:n], label="attention", fraction=0.03)
     if title:
         fig.suptitle(title)
     fig.set_layout_engine("constrained")
-    fig.tight_layout = lambda *a, **k: None  # the constrained engine already placed everything
     return finish(fig, name)
 
 
@@ -137,9 +142,9 @@ def task_accuracy(summary: pd.DataFrame, task_names: Sequence[str], title: str =
                   name: Optional[str] = None) -> Any:
     """Top-1 accuracy and logit difference per task, one bar per template (``summary``: columns
     ``(accuracy|logit_diff, template)``, one row per task)."""
-    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.8))
     for ax, column in zip(axes, ["accuracy", "logit_diff"]):
-        summary[column].reindex(task_names).plot.bar(ax=ax, rot=45)
+        summary[column].reindex(task_names).plot.bar(ax=ax, rot=45, width=0.75)
         ax.set_title({"accuracy": "top-1 accuracy", "logit_diff": "logit(answer) − logit(last member)"}[column])
         ax.set_xlabel("")
         for label in ax.get_xticklabels():
@@ -148,10 +153,10 @@ def task_accuracy(summary: pd.DataFrame, task_names: Sequence[str], title: str =
     axes[0].axhline(0.9, color="grey", ls="--", lw=1)
     axes[0].set_ylim(0, 1.05)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, title="template", loc="upper right", ncol=len(labels), frameon=False)
-    fig.suptitle(title, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 1, 0.86))
-    fig.tight_layout = lambda *a, **k: None  # keep room for the legend at the top
+    fig.legend(handles, labels, title="template", loc="outside upper right", ncol=len(labels), frameon=False)
+    if title:
+        fig.suptitle(title, x=0.02, ha="left")
+    fig.set_layout_engine("constrained")
     return finish(fig, name, vector=True)
 
 

@@ -13,6 +13,8 @@ from typing import Any
 
 from IPython.display import HTML
 
+from shared.analysis.text import widget_labels
+
 BUNDLE_NAME = "circuitsvis.js"
 
 
@@ -60,9 +62,12 @@ def show(element: str, **props: Any) -> HTML:
     return HTML(circuitsvis_html(element, **props))
 
 
-def attention_patterns(tokens: list[str], attention: Any, head_names: list[str] | None = None) -> HTML:
-    """Interactive attention patterns: ``attention`` is [heads, dest, src]."""
-    props: dict[str, Any] = {"tokens": tokens, "attention": attention}
+def attention_patterns(tokens: list[str], attention: Any, head_names: list[str] | None = None,
+                       spaced: bool | None = None) -> HTML:
+    """Interactive attention patterns: ``attention`` is [heads, dest, src]; ``tokens`` are shown as
+    readable labels (:func:`shared.analysis.text.widget_labels`: no control characters, and
+    separated by a space when they carry none of their own, as list items do)."""
+    props: dict[str, Any] = {"tokens": widget_labels(tokens, spaced), "attention": attention}
     if head_names is not None:
         props["headLabels"] = head_names
     return show("AttentionPatterns", **props)

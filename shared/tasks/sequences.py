@@ -151,6 +151,8 @@ class SeqPrompt:
 def render(task: str, template: str, members: Sequence[str], answer: str, incorrect: Optional[str] = None,
            fillers: Sequence[str] = (), verb: str = DEFAULT_VERB, corruption: str = "") -> SeqPrompt:
     """Build a prompt's text from its fields by concatenation, recording every span."""
+    if len(members) == 0:
+        raise ParameterError("A prompt needs at least one member to show; got an empty list of members.")
     parts: list[str] = []
     pos = 0
     member_spans, filler_spans = [], []
@@ -193,6 +195,8 @@ def generate(task: str, template: str = "among_words", n_members: int = 4, n_pro
         raise ParameterError(f"Unknown template {template!r}; choose one of {', '.join(TEMPLATES)}.")
     if n_members < 2:
         raise ParameterError(f"n_members must be at least 2, got {n_members}.")
+    if n_prompts < 1:
+        raise ParameterError(f"n_prompts must be at least 1, got {n_prompts}.")
     starts = spec.starts(n_members)
     if not starts:
         raise ParameterError(f"Task {task!r} has no sequence of {n_members} members plus an answer.")

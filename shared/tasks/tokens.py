@@ -232,7 +232,10 @@ def filter_correct(model: Any, prompts: Sequence[Any], min_margin: float = 0.1,
 
     ``max_keep`` keeps a seeded random subset of that many per task. Prints the counts per task.
     """
-    table = score(model, list(prompts), multi_token)
+    prompts = list(prompts)
+    if not prompts:
+        raise ParameterError("filter_correct needs at least one prompt to score; got an empty list.")
+    table = score(model, prompts, multi_token)
     keep = (table["top1"] & (table["margin"] >= min_margin)).tolist()
     out = FilteredPrompts()
     out.counts = {}
