@@ -36,13 +36,12 @@ compare_with = ["median-1l-mlp"]  # other zoo models summarised at the end
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
 
 from shared.analysis.answer import (accuracy, answer_accuracy, answer_attention, answer_scores,
                                     direct_logit_attribution, ov_by_source)
 from shared.analysis.stats import ov_diagonal_argmax_share
 from shared.chapters import lists as chapter
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.engine.ablation import knockout_sweep, mean_values, node_mask, score_node_masks
 from shared.engine.graph import Graph, mlp_name, parse_node
 from shared.plots import lists as plots
@@ -92,7 +91,7 @@ plots.components(dla, knockout, title=model_name, name="components")
 layer_masks = torch.stack([node_mask(graph, graph.heads(l)) for l in layers])  # every head of one layer
 grouped = pd.Series(score_node_masks(model, batch, layer_masks, means, answer_accuracy).tolist(),
                     index=[f"all layer-{l} heads" for l in layers], name="accuracy")
-display(grouped.to_frame())
+show_table(grouped.to_frame(), percent=["accuracy"], percent_digits=1)
 summary = chapter.circuit_summary(model, data, knockout=knockout)
 drops = knockout.as_dict()
 head_drops = {h: drops[h] for h in heads}
@@ -190,7 +189,8 @@ say("Share of values that the head pushes up most when attending to them (OV dia
 
 # %%
 edits = chapter.edit_intervention(model, data, seed=seed)
-display(edits.round(3))
+show_table(edits.rename(index=lambda kind: kind.replace("_", " ")), percent=[c for c in edits.columns if c != "examples"],
+           percent_digits=1)
 say("Model answers equal the predicted answer for "
     + ", ".join(f"{k.replace('_', ' ')} edits {r['model = rule prediction']:.1%} of {int(r['examples'])}" for k, r in edits.iterrows())
     + ".")
@@ -206,7 +206,7 @@ say("Model answers equal the predicted answer for "
 # %%
 if n_layers >= 2:
     patching = chapter.sep_patching(model, data, layer=0, seed=seed)
-    display(patching.round(3))
+    show_table(patching, percent=["= clean median", "= edited median"], percent_digits=1)
     say(f"Patching `SEP` only: the clean run outputs the edited median in **{patching.loc['SEP', '= edited median']:.1%}** "
         f"of {int(patching.loc['SEP', 'examples'])} lists (clean median {patching.loc['SEP', '= clean median']:.1%}). "
         f"Patching the list positions only: clean median {patching.loc['list positions', '= clean median']:.1%}, "
@@ -224,7 +224,7 @@ else:
 # %%
 if n_layers >= 2:
     readout = chapter.sep_patching(model, data, seed=seed, hook=f"blocks.{last}.hook_attn_out")
-    display(readout.round(3))
+    show_table(readout, percent=["= clean median", "= edited median"], percent_digits=1)
     say(f"Patching only layer {last}'s attention output at `SEP`: edited median in "
         f"**{readout.loc['SEP', '= edited median']:.1%}** of lists, clean median in {readout.loc['SEP', '= clean median']:.1%}.")
 else:
@@ -286,7 +286,7 @@ say(chapter.failure_text(recipe, by_length, by_answer, repeats))
 
 # %%
 table = chapter.compare_models([model_name, *compare_with], n_prompts, known={model_name: summary})
-display(table.round(3))
+chapter.show_comparison(table)
 say("; ".join(f"**{m}**: {r['held-out accuracy']:.1%} held-out accuracy, largest single-component ablation drop "
               f"{r['largest drop (any component)']:.0%}, most important head {r['deciding head']} with "
               f"{r['attention on answer']:.0%} of its attention on the median"

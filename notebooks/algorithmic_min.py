@@ -34,7 +34,6 @@ compare_with = ["min-2l-mlp"]  # other zoo models summarised at the end
 
 # %%
 import numpy as np
-from IPython.display import display
 
 from shared.analysis.answer import (accuracy, answer_accuracy, answer_attention, answer_scores,
                                     direct_logit_attribution, ov_by_source)
@@ -175,11 +174,11 @@ say(chapter.failure_text(recipe, by_length, by_answer, repeats))
 # %% [markdown]
 # ## The same question for other models
 #
-# The same measurements for the other shipped model(s) of this task.
+# The same measurements for the other shipped models of this task (`compare_with`).
 
 # %%
 table = chapter.compare_models([model_name, *compare_with], n_prompts, known={model_name: summary})
-display(table.round(3))
+chapter.show_comparison(table)
 say("; ".join(
     f"**{m}**: most important head {r['deciding head']} ({r['ablation drop']:.0%} accuracy lost without it; "
     f"largest drop from any component {r['largest drop (any component)']:.0%}); it puts "

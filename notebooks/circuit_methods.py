@@ -35,7 +35,7 @@ seed = 0
 import pandas as pd
 
 from shared import plots
-from shared.chapters import open_chapter, say
+from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters.common import report_run
 from shared.engine.ablation import knockout_sweep
 from shared.engine.circuit import faithfulness_curve, roc_auc
@@ -54,7 +54,8 @@ for name, pm in planted.items():
 # ## Every method, every planted model
 # Node methods are scored by how well they separate the planted heads/MLPs from the rest (ROC AUC
 # of the absolute effect); edge methods by how well they separate the planted edges. Pruning
-# methods return a set, so we report whether it equals the planted one.
+# methods return a set, so we report whether it equals the planted one (one column per planted model:
+# `AUC` for a scoring method, `set:` for a pruning method).
 
 # %%
 rows, results = [], {}
@@ -79,12 +80,14 @@ for name, pm in planted.items():
                  "exact" if set(found.edges) == set(pm.edges) else
                  f"{len(set(found.edges) & set(pm.edges))}/{len(pm.edges)} planted, {len(found.edges)} kept"))
 table = pd.DataFrame(rows, columns=["model", "method", "level", "ROC AUC", "recovered set"])
-table
+cells = [f"AUC {auc:.2f}" if pd.notna(auc) else f"set: {found}" for auc, found in zip(table["ROC AUC"], table["recovered set"])]
+show_table(table.assign(result=cells).pivot_table(index=["method", "level"], columns="model", values="result",
+                                                  aggfunc="first", sort=False)[list(planted)].rename_axis(columns=None))
 
 # %%
 aucs = table["ROC AUC"].dropna()
 exact = (table["recovered set"] == "exact").sum()
-say(f"Across {len(planted)} planted model(s), the scoring methods reach a ROC AUC between "
+say(f"Across {count(len(planted), 'planted model')}, the scoring methods reach a ROC AUC between "
     f"**{aucs.min():.2f}** and **{aucs.max():.2f}**, and the pruning methods return exactly the planted "
     f"set in **{exact}** of {table['recovered set'].ne('').sum()} runs.")
 

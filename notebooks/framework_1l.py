@@ -38,12 +38,11 @@ seed = 0
 # %%
 import numpy as np
 import pandas as pd
-from IPython.display import display
 
 from shared.analysis.text import bigram_log_probs, frequent_tokens, special_ids, tokenize_stream
 from shared.analysis.weights import (direct_path_log_probs, ov_copying_scores, ov_eigenvalues, skip_trigrams,
                                      weights)
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.engine.graph import head_name
 from shared.errors import ParameterError
 from shared.plots import framework as plots
@@ -76,7 +75,8 @@ for name in dict.fromkeys([zero_layer_model_name, model_name]):
                      m["tokens_seen"], "corpus training tokens": m["train_tokens_available"],
                      "train time (s)": m["train_seconds"]})
 if rows:
-    display(pd.DataFrame(rows).set_index("model"))
+    show_table(pd.DataFrame(rows).set_index("model"), digits={"train time (s)": 0},
+               integers=["training tokens seen", "corpus training tokens"])
     say(f"The training split holds **{rows[0]['corpus training tokens']:,} tokens** under the local "
         f"tokenizer; the validation loss is {rows[0]['validation loss (nats)']:.2f} nats with no attention "
         f"layer and {rows[-1]['validation loss (nats)']:.2f} with one.")
@@ -127,8 +127,7 @@ ids = frequent_tokens(tokenize_stream(model.tokenizer, stdlib_text("train", max_
                       n_trigram_tokens, exclude=special_ids(model.tokenizer))
 tables = [skip_trigrams(w, model.tokenizer, 0, h, ids, n_sources=n_sources) for h in range(model.cfg.n_heads)]
 trigrams = pd.concat(tables, ignore_index=True)
-with pd.option_context("display.max_colwidth", 60):
-    display(trigrams.set_index(["head", "source"]))
+show_table(trigrams.set_index(["head", "source"]))
 say(f"In {int(trigrams['copies source'].sum())} of the {len(trigrams)} strongest skip-trigrams listed, the "
     f"source token boosts itself — the head copies what it attends to.")
 

@@ -37,12 +37,11 @@ seed = 0
 import numpy as np
 import pandas as pd
 import torch
-from IPython.display import display
 from tqdm.auto import tqdm
 
 from shared.analysis.heads import prefix_matching_scores, top_heads
 from shared.analysis.text import icl_score, loss_by_position, text_windows, tokenize_stream
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.errors import ParameterError
 from shared.plots import framework as plots
 from shared.tasks.repeated import repeated_tokens_for
@@ -96,7 +95,7 @@ for step in tqdm(steps, desc="checkpoints"):
 history = pd.DataFrame(records).set_index("step")
 prefix = torch.stack(prefix)                     # [checkpoint, layer, head]
 position_losses = torch.stack(position_losses)   # [checkpoint, pos]
-display(history.round(3))
+show_table(history, digits=3)
 
 # %% [markdown]
 # ## Result

@@ -30,11 +30,14 @@ threshold = 0.8         # of the node circuits whose heads are shown (see the no
 seed = 0
 
 # %%
+import re
+
 from IPython.display import display
 
 from shared.analysis.attention import attention_patterns
 from shared.analysis.roles import position_labels, role_table
-from shared.chapters import open_chapter, say
+from shared.analysis.text import token_strings
+from shared.chapters import open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.plots import sequences as plots
 from shared.plots.widgets import attention_patterns as attention_widget
@@ -71,9 +74,14 @@ for t in task_names:
 # ### Attention between roles, averaged over prompts
 
 # %%
+def short(column: str) -> str:
+    """A narrower header: M for member, END for the end position."""
+    return re.sub(r"member (\d)", r"M\1", column).replace("previous", "prev.").replace("member", "M").replace("end", "END")
+
+
 for t, tab in tables.items():
-    print(t)
-    display(tab.round(2))
+    say(f"**{t}**")
+    show_table(tab.rename(columns=short))
 
 # %%
 lines = []
@@ -104,8 +112,8 @@ for t in patterns:
 
 # %%
 for t in patterns:
-    print(f"{t}: {data[t].prompts[0].text!r}")
-    display(attention_widget(model.to_str_tokens(data[t].tokens[0]), patterns[t][0], heads[t]))
+    say(f"**{t}**: `{data[t].prompts[0].text.strip()}`")
+    display(attention_widget(token_strings(model.tokenizer, data[t].tokens[0], quotes=False), patterns[t][0], heads[t]))
 
 # %% [markdown]
 # ## What it means

@@ -35,7 +35,7 @@ seed = 0
 import pandas as pd
 import torch
 
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.engine.circuit import Circuit
 from shared.engine.graph import Graph, split_edge
@@ -101,16 +101,18 @@ for t, c in edge_circuits.items():
 
 # %%
 def port_counts(edges):
-    counts = {"q": 0, "k": 0, "v": 0, "MLP/logits": 0}
+    """How many edges feed a query, a key, a value, or an MLP or the logits."""
+    counts = {"into q": 0, "into k": 0, "into v": 0, "into MLP/logits": 0}
     for e in edges:
-        counts[split_edge(e)[2] or "MLP/logits"] += 1
+        counts[f"into {split_edge(e)[2] or 'MLP/logits'}"] += 1
     return counts
 
 
-summary = pd.DataFrame({t: dict(node_circuit=nodes[t].size, candidate_edges=c.info["candidates"],
-                                edges=len(c.edges), percent=round(percent(c), 1), **port_counts(c.edges))
-                        for t, c in edge_circuits.items()}).T
-summary
+summary = pd.DataFrame.from_dict({t: {"nodes": nodes[t].size, "candidate edges": c.info["candidates"],
+                                      "edges kept": len(c.edges), "% of logit diff.": percent(c),
+                                      **port_counts(c.edges)}
+                                  for t, c in edge_circuits.items()}, orient="index")
+show_table(summary, digits=1)
 
 # %%
 say("\n".join(
@@ -122,14 +124,17 @@ say("\n".join(
 # ### Path patching versus EAP-IG at the same size
 
 # %%
-compare = pd.DataFrame({t: dict(
+compare = pd.DataFrame.from_dict({t: dict(
     edges=len(edge_circuits[t].edges),
     path_patching_percent=round(percent(edge_circuits[t]), 1),
     eap_ig_percent=round(percent(eap_circuits[t]), 1),
     edge_jaccard=round(sc.jaccard(edge_circuits[t].edges, eap_circuits[t].edges), 2),
     node_jaccard=round(sc.jaccard(edge_circuits[t].nodes, eap_circuits[t].nodes), 2),
-) for t in task_names}).T
-compare
+) for t in task_names}, orient="index")
+show_table(compare.rename(columns={"path_patching_percent": "path patching (% of logit diff.)",
+                                   "eap_ig_percent": "EAP-IG (% of logit diff.)", "edge_jaccard": "edge Jaccard",
+                                   "node_jaccard": "node Jaccard"}),
+           digits={"path patching (% of logit diff.)": 1, "EAP-IG (% of logit diff.)": 1})
 
 # %%
 t0 = task_names[0]

@@ -34,7 +34,7 @@ import pandas as pd
 from shared.analysis.lens import logit_lens, stage_phrase
 from shared.analysis.ov import ov_score_table
 from shared.analysis.roles import head_role_table
-from shared.chapters import open_chapter, say
+from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.tasks.sequences import ordinal_lists
 
@@ -69,7 +69,7 @@ attn = {t: head_role_table(model, d.tokens, d.member_pos, d.end_pos, heads_used)
         for t, d in data.items()} if heads_used else {}
 
 # %%
-sc.circuit_table(circuits)
+sc.show_circuit_table(circuits)
 
 # %%
 roles = pd.DataFrame(index=union)
@@ -82,7 +82,7 @@ roles.loc[heads_in, "OV copy score"] = ov.loc[heads_in, "copy_mean"].round(2)
 if attn:
     last = f"end→member {next(iter(data.values())).member_pos.shape[1]}"
     roles.loc[heads_used, "attention end→last member"] = pd.concat([a[last] for a in attn.values()], axis=1).mean(axis=1).round(2)
-roles.astype(object).where(roles.notna(), "")
+show_table(roles)
 
 # %% [markdown]
 # ## Summary
@@ -95,7 +95,7 @@ say(f"**Circuits.** On `{model_name}`, iterative pruning keeps at least {thresho
     + ", ".join(f"{c.size} of {n_total} nodes for {t} ({c.percent:.0f}%, {c.heldout_percent:.0f}% on fresh prompts)"
                 for t, c in circuits.items()) + ".")
 say(f"**Shared components.** " + (
-    f"{len(common)} node(s) are in every task's circuit: {', '.join(f'`{n}`' for n in common)}; the union has {len(union)}."
+    f"{count(len(common), 'node')} {'is' if len(common) == 1 else 'are'} in every task's circuit: {', '.join(f'`{n}`' for n in common)}; the union has {len(union)}."
     if common else f"No node is in every task's circuit; the union has {len(union)}.")
     + (" Mean pairwise overlap (Jaccard) is "
        f"{sum(sc.jaccard(sets[a], sets[b]) for i, a in enumerate(task_names) for b in task_names[i + 1:]) / max(1, len(task_names) * (len(task_names) - 1) // 2):.2f}."

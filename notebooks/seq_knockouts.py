@@ -30,7 +30,7 @@ n_prompts = 48          # prompts per task (only prompts the model answers corre
 seed = 0
 
 # %%
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.engine.ablation import knockout_sweep
 from shared.plots import sequences as plots
@@ -65,11 +65,14 @@ for t, r in results.items():
 # %%
 plots.knockout_bars(table, title=f"{model_name}: knocking out one node", name="knockouts")
 
+# %% [markdown]
+# The twelve nodes with the largest drop (% of the intact logit difference), by their mean over tasks:
+
 # %%
 ranked = {t: table[t].sort_values(ascending=False) for t in table.columns}
 show = table.copy()
 show["mean"] = table.mean(axis=1)
-show.sort_values("mean", ascending=False).head(12).round(1)
+show_table(show.sort_values("mean", ascending=False).head(12), digits=1)
 
 # %%
 lines = []

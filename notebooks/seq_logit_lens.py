@@ -32,7 +32,7 @@ seed = 0
 import pandas as pd
 
 from shared.analysis.lens import logit_lens, stage_phrase
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.plots import sequences as plots
 
@@ -68,7 +68,9 @@ plots.lens_ranks(lens, title=f"{model_name}: rank of the answer and of the last 
 
 # %%
 tables = pd.concat({t: res.table() for t, res in lens.items()}, names=["task"])
-tables.pivot_table(index=["task", "stage"], columns="target", values=["median_rank", "top1"], sort=False)
+lens_table = tables.pivot_table(index=["task", "stage"], columns="target", values=["median_rank", "top1"], sort=False)
+show_table(lens_table.rename(columns={"median_rank": "median rank", "top1": "top-1 share"}),
+           percent=[("top-1 share", target) for target in lens_table.columns.levels[1]], digits=1)
 
 # %%
 lines = []

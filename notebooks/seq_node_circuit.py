@@ -58,8 +58,7 @@ model = ch.model
 
 # %%
 circuits = sc.node_circuits(model, task_names, n_prompts, threshold, seed)
-table = sc.circuit_table(circuits)
-table
+sc.show_circuit_table(circuits)
 
 # %% [markdown]
 # ## Result

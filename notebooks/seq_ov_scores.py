@@ -32,8 +32,10 @@ mlp0 = True             # read tokens through MLP 0 (the "effective embedding"),
 seed = 0
 
 # %%
+import pandas as pd
+
 from shared.analysis.ov import head_grid, ov_score_table
-from shared.chapters import open_chapter, say
+from shared.chapters import open_chapter, say, show_table
 from shared.plots.figures import head_heatmap
 from shared.tasks.sequences import ordinal_lists
 
@@ -73,9 +75,17 @@ head_heatmap({f"copy@{top_k}: {name}": head_grid(scores[f"copy@{top_k} {name}"].
               for name in ordinals}, title=f"{model_name}: copy score (top-{top_k}) of each head's OV circuit",
              vmin=0, vmax=1, cmap="magma", label=f"copy@{top_k}", name="copy_scores")
 
+# %% [markdown]
+# The ten heads with the highest mean successor score (columns), every score per list (rows):
+
 # %%
 cols = [c for c in scores.columns if c not in ("layer", "index")]
-scores.sort_values("successor_mean", ascending=False)[cols].head(10).round(2)
+top_ten = scores.sort_values("successor_mean", ascending=False)[cols].head(10).T  # [score and list, head]
+top_ten.index = pd.MultiIndex.from_tuples([("successor", "mean") if c == "successor_mean" else
+                                           (f"copy@{top_k}", "mean") if c == "copy_mean" else tuple(c.split(" ", 1))
+                                           for c in top_ten.index], names=["score", "list"])
+kinds = ["successor", f"succ@{top_k}", f"copy@{top_k}"]
+show_table(top_ten.loc[[row for kind in kinds for row in top_ten.index if row[0] == kind]].rename_axis(columns=None))
 
 # %%
 best = scores["successor_mean"].idxmax()

@@ -31,7 +31,7 @@ threshold = 0.8         # node circuits keep this share of the logit difference
 seed = 0
 
 # %%
-from shared.chapters import open_chapter, say
+from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.plots import sequences as plots
 
@@ -74,13 +74,14 @@ plots.table_matrix(overlap, "Overlap of node circuits (Jaccard)", vmin=0, vmax=1
 plots.table_matrix(transfer, "Circuit of one task evaluated on another\n(% of the intact model's logit difference)",
                    fmt="{:.0f}", cmap="RdYlGn", vmin=0, vmax=max(100.0, float(transfer.max().max())),
                    label="% of intact logit diff.", name="transfer")
-transfer.round(1)
+show_table(transfer, digits=1)
 
 # %%
 pairs = [(a, b) for i, a in enumerate(task_names) for b in task_names[i + 1:]]
 say(f"Circuit sizes: " + ", ".join(f"{t} {len(s)}" for t, s in sets.items()) + ". Pairwise overlap (Jaccard): "
     + ", ".join(f"{a}/{b} {overlap.loc[a, b]:.2f}" for a, b in pairs) + ". "
-    + (f"**{len(common)} node(s) are in every circuit: {', '.join(f'`{n}`' for n in common)}**"
+    + (f"**{count(len(common), 'node')} {'is' if len(common) == 1 else 'are'} in every circuit: "
+       f"{', '.join(f'`{n}`' for n in common)}**"
        if common else "**No node is in every circuit.**")
     + f" (the union has {len(union)}).")
 off = [(a, b) for a in task_names for b in task_names if a != b]

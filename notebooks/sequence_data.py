@@ -34,9 +34,8 @@ seed = 0
 
 # %%
 import pandas as pd
-from IPython.display import display
-
-from shared.chapters import open_chapter, say
+from shared.analysis.text import token_strings
+from shared.chapters import open_chapter, say, show_table
 from shared.plots import sequences as plots
 from shared.tasks import sequences as tasks
 from shared.tasks import tokens
@@ -64,8 +63,7 @@ for t in task_names:
     for template in tasks.TEMPLATES:
         p = tasks.generate(t, template, n_members, 1, seed=seed)[0]
         examples.append(dict(task=t, template=template, prompt=p.text, answer=p.answer, incorrect=p.incorrect))
-pd.set_option("display.max_colwidth", 120)
-pd.DataFrame(examples)
+show_table(pd.DataFrame(examples))
 
 # %% [markdown]
 # ## Corruptions
@@ -81,7 +79,7 @@ rows = [dict(corruption="(clean)", prompt=clean[0].text, members=" ".join(clean[
 for c in tasks.CORRUPTIONS:
     bad = tasks.corrupt(clean, c, seed=seed, tokenizer=model)[0]
     rows.append(dict(corruption=c, prompt=bad.text, members=" ".join(bad.members)))
-pd.DataFrame(rows)
+show_table(pd.DataFrame(rows))
 
 # %% [markdown]
 # ## How the prompts tokenize
@@ -95,16 +93,18 @@ pd.DataFrame(rows)
 # %%
 audit = tasks.token_audit(model, task_names).set_index("task")
 digit_audit = tasks.token_audit(seq_tokenizer("digits"), task_names).set_index("task")
+audit_headers = {"members": "members", "single_token_spaced": "one token", "max_tokens": "most tokens",
+                 "example_split": "example split"}
 audit_table = pd.concat({"model tokenizer": audit[["members", "single_token_spaced", "max_tokens"]],
                          "digit-splitting variant": digit_audit[["single_token_spaced", "max_tokens",
                                                                  "example_split"]]}, axis=1)
-audit_table
+show_table(audit_table.rename(columns=audit_headers))
 
 # %%
 single = [t for t in task_names if audit.loc[t, "single_token_spaced"] == audit.loc[t, "members"]]
 example = tasks.generate(task_names[0], "among_words", n_members, 1, seed=seed)[0]
 enc = tokens.encode(model, [example], multi_token=True)
-shown = model.tokenizer.convert_ids_to_tokens(enc.tokens[0].tolist())
+shown = token_strings(model.tokenizer, enc.tokens[0])  # readable labels, in quotes
 say(f"With the model's tokenizer **{len(single)} of {len(task_names)}** tasks have only single-token "
     f"members. The example prompt reads as {len(shown)} tokens (BOS first); its members sit at positions "
     f"{enc.member_pos[0].tolist()} and the answer is predicted at position {int(enc.end_pos[0])}.")
@@ -133,7 +133,8 @@ results = pd.concat([evaluate(tp, n_members, n_prompts) for tp in tasks.TEMPLATE
 summary = (results.groupby(["task", "template"], sort=False)
            .agg(accuracy=("top1", "mean"), logit_diff=("logit_diff", "mean"), prompts=("top1", "size"))
            .unstack("template"))
-summary
+show_table(summary.rename(columns={"logit_diff": "logit diff."}),
+           percent=[c for c in summary.columns if c[0] == "accuracy"])
 
 # %%
 plots.task_accuracy(summary, task_names, title=f"{model_name}: held-out prompts with {n_members} members",
@@ -168,10 +169,13 @@ length_table = by_length.groupby(["n_members", "task"]).agg(accuracy=("top1", "m
 plots.accuracy_by_place_and_length(by_position, length_table.accuracy.unstack("task")[task_names],
                                    name="accuracy_by_place_and_length")
 
+# %% [markdown]
+# The mean logit difference (answer minus last member) per task and number of members shown:
+
 # %%
 len_acc = length_table.accuracy.unstack("task")
-display(length_table.logit_diff.unstack("task")[task_names].round(2)
-        .rename_axis(columns="mean logit difference by members shown"))
+show_table(length_table.logit_diff.unstack("n_members").loc[task_names]
+           .rename(columns=lambda k: f"{k} members").rename_axis(columns=None))
 say("Mean accuracy over tasks by number of members shown: "
     + ", ".join(f"{k} members **{len_acc.loc[k].mean():.0%}**" for k in lengths) + ". "
     f"The hardest fifth of the lists averages {by_position.min().mean():.0%} accuracy across tasks, "
@@ -190,7 +194,7 @@ multi_token = bool((audit.loc[task_names, "max_tokens"] > 1).any())
 kept = tokens.filter_correct(model, pool, min_margin=min_margin, seed=seed, multi_token=multi_token, verbose=False)
 counts = pd.DataFrame(kept.counts, index=["kept", "drawn"]).T
 counts["share"] = counts.kept / counts.drawn
-counts
+show_table(counts, percent=["share"])
 
 # %%
 say(f"Filtering keeps **{len(kept)} of {len(pool)}** among-words prompts; the share kept ranges from "
@@ -215,7 +219,8 @@ if model_name in local_models():
                           for n in names}, axis=1)
     recorded.index = pd.MultiIndex.from_tuples([tuple(i.split("/")) for i in recorded.index],
                                                names=["template", "task"])
-    display(recorded.round(3))
+    show_table(recorded.rename(columns={"logit_diff": "logit diff."}),
+               percent=[c for c in recorded.columns if c[1] == "accuracy"])
 else:
     say(f"`{model_name}` is a pretrained model; it has no training record here.")
 

@@ -340,6 +340,23 @@ def test_cell_timeout_comes_from_the_registry(tmp_path, monkeypatch):
         cell_timeout(cli.registry()["tiny_chapter"])
 
 
+def test_clean_outputs_drop_stderr_collapse_progress_and_merge_only_adjacent_prints():
+    import nbformat
+
+    from shared.build.clean import clean_outputs
+
+    def stream(name: str, text: str):
+        return nbformat.v4.new_output("stream", name=name, text=text)
+
+    table = nbformat.v4.new_output("display_data", data={"text/plain": f"{ROOT}/table"})
+    outputs = [stream("stdout", "label\rstep 1\rstep 2\n"), stream("stderr", "TqdmWarning: IProgress not found"),
+               stream("stdout", "next\n"), table, stream("stdout", f"saved {ROOT}/figures/x.png\n")]
+    cleaned = clean_outputs(outputs, ROOT)
+    assert [o["output_type"] for o in cleaned] == ["stream", "display_data", "stream"]
+    assert cleaned[0]["text"] == "step 2\nnext\n" and cleaned[2]["text"] == "saved figures/x.png\n"
+    assert cleaned[1]["data"]["text/plain"] == "table"
+
+
 # --------------------------------------------------------------------------------------------
 # the .ipynb twins: an edit in either file is kept
 # --------------------------------------------------------------------------------------------
@@ -507,3 +524,18 @@ def test_package_for_colab_carries_checkpoints_and_dependencies(tmp_path):
     assert not any("/results/" in n for n in names), "the result cache must not be packaged"
     meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: transformer-lens" in meta and "Requires-Dist: circuitsvis" in meta
+
+
+def test_ci_installs_what_the_readme_says():
+    """Each install of the README's install command is in .ci/run, and so is its test command."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```bash\n(.*?)```", readme[readme.index("## Two commands"):], re.S)
+    install, test = blocks[0].strip(), blocks[1].strip()
+    ci = [" ".join(line.replace("$SUDO ", "").replace(" -q", "").split())
+          for line in (ROOT / ".ci" / "run").read_text().splitlines()]
+    steps = [" ".join(step.replace("sudo ", "").split()) for step in install.split("&&")]
+    installs = [step for step in steps if " install " in step or step.startswith("python3 -m venv")]
+    assert len(installs) == 4, installs
+    for step in installs:
+        assert any(step in line for line in ci), f".ci/run does not run {step!r}"
+    assert test.replace(" -q", "") in ci and "export CI=true" in ci

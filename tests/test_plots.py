@@ -1,31 +1,34 @@
 """Every figure function of shared.plots, drawn on small made-up data, is readable at the page's
 content width (7.5 in at 100 dpi, about 750 px): no wider than that once saved, no text under 9 pt,
 whole-number ticks on layer and head axes, a legend or colour bar wherever colour carries meaning,
-titles that do not overlap, and circuit graphs with only the edge colours their legend names."""
+titles that do not overlap, and circuit graphs with only the edge colours their legend names. The
+circuitsvis token strips show readable labels."""
 from __future__ import annotations
 
 import io
+import json
+import re
+import unicodedata
 from typing import Any, Callable
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from matplotlib.colors import to_hex
+from matplotlib.patches import FancyArrowPatch
+from matplotlib.text import Text
+from PIL import Image
 
-matplotlib.use("Agg")  # tests only: no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from shared.analysis.lens import LensResult  # noqa: E402
-from shared.analysis.weights import Composition  # noqa: E402
-from shared.engine.ablation import KnockoutResult  # noqa: E402
-from shared.engine.circuit import Circuit, FaithfulnessCurve  # noqa: E402
-from shared.plots import circuits, figures, framework, lists, sequences  # noqa: E402
-from shared.plots.figures import SMALLEST, WIDTH  # noqa: E402
+from shared.analysis.lens import LensResult
+from shared.analysis.text import token_strings
+from shared.analysis.weights import Composition
+from shared.engine.ablation import KnockoutResult
+from shared.engine.circuit import Circuit, FaithfulnessCurve
+from shared.plots import circuits, figures, framework, lists, sequences, widgets
+from shared.plots.figures import SMALLEST, WIDTH
+from shared.zoo.text.bpe import stdlib_tokenizer
 
 RNG = np.random.default_rng(0)
 HEADS = [f"a{layer}.h{head}" for layer in range(4) for head in range(4)]
@@ -71,6 +74,8 @@ FIGURES: dict[str, Callable[[], Any]] = {
     "head_heatmap": lambda: figures.head_heatmap({k: torch.rand(4, 4) for k in ("copy", "successor", "other")},
                                                  title="scores", label="score"),
     "head_heatmap_one": lambda: figures.head_heatmap(torch.rand(2, 8), label="score"),
+    "head_heatmap_long_label": lambda: figures.head_heatmap({k: torch.rand(2, 4) for k in ("previous", "induction")},
+                                                            label="mean attention on the diagonal"),
     "lines": lambda: figures.lines(range(10), {"a": np.arange(10), "b": np.arange(10) ** 0.5}, "x", "y",
                                    integer_x=True),
     "bars": lambda: figures.bars(["a0.h0", "a0.h1", "m0"], [1.0, 2.0, 0.5], "effect",
@@ -202,7 +207,7 @@ def test_titles_do_not_overlap(drawn):
 def test_circuit_graph_uses_only_the_legend_colours_and_little_empty_space():
     fig = FIGURES["circuit_graph"]()
     fig.canvas.draw()
-    arrows = [t.arrow_patch for t in fig.axes[0].texts if getattr(t, "arrow_patch", None) is not None]
+    arrows = [p for p in fig.axes[0].patches if isinstance(p, FancyArrowPatch)]
     used = {to_hex(p.get_edgecolor()) for p in arrows}
     legend = fig.axes[0].get_legend()
     named = {to_hex(h.get_color()) for h in legend.legend_handles}
@@ -233,3 +238,39 @@ def test_heatmap_values_contrast_with_their_cells():
     colours = [t.get_color() for t in ax.texts]
     assert colours == ["white", "black", "white"]
     plt.close(fig)
+
+
+def test_colour_bar_labels_fit_along_their_bar(drawn):
+    name, fig = drawn
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        if ax.get_label() == "<colorbar>":
+            label = ax.yaxis.label if ax.yaxis.label.get_text() else ax.xaxis.label
+            along = label.get_window_extent(renderer).height
+            assert along <= fig.bbox.height, (name, label.get_text())
+
+
+def _strip_tokens(html: str) -> list[str]:
+    """The ``tokens`` prop of a circuitsvis view's HTML (see shared.plots.widgets)."""
+    start = html.index('"tokens": ') + len('"tokens": ')
+    return json.JSONDecoder().raw_decode(html[start:])[0]
+
+
+def test_token_strips_show_readable_labels():
+    """Byte-level BPE tokens that are control characters or parts of a UTF-8 character show as
+    ``‹0xNN›`` (never ``\\x1c`` or the replacement character), and list items get a trailing space
+    so that neighbours do not run together; ordinary text tokens are left as they are."""
+    tok = stdlib_tokenizer()
+    ids = [i for i in range(tok.vocab_size) if "\ufffd" in tok.decode([i]) or tok.decode([i]) == "\x1c"][:5]
+    assert ids, "the shipped BPE tokenizer has byte tokens to check"
+    labels = token_strings(tok, ids, quotes=False)
+    assert all(re.fullmatch(r"(‹0x[0-9A-F]{2}›)+", label) for label in labels), labels
+    text = token_strings(tok, tok("def f(x):\n    return x")["input_ids"], quotes=False)
+    assert "↵   " in text and all(not any(unicodedata.category(c) == "Cc" for c in t) for t in text)
+    attention = np.ones((1, 3, 3)) / 3
+    shown = _strip_tokens(widgets.attention_patterns(["1", "35", "SEP"], attention).data)
+    assert shown == ["1 ", "35 ", "SEP "]
+    words = _strip_tokens(widgets.attention_patterns([" Bell", " done", "<|endoftext|>"], attention).data)
+    assert words == [" Bell", " done", "‹|endoftext|›"]  # no HTML tag for circuitsvis to swallow
+    raw = _strip_tokens(widgets.attention_patterns(["a", "\x1c", "\ufffd"], attention).data)
+    assert not any(unicodedata.category(c) == "Cc" or c == "\ufffd" for t in raw for c in t)

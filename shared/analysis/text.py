@@ -30,7 +30,7 @@ def _byte_table() -> dict[str, int]:
 
 
 _BYTE_OF = _byte_table()
-_SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍"}
+_SHOWN = {"\n": "↵", "\t": "⇥", "\r": "␍", "\ufffd": "‹?›"}
 
 
 def _byte_label(b: int) -> str:
@@ -68,8 +68,8 @@ def _token_bytes(tokenizer: Any, token_id: int) -> Optional[bytes]:
 
 def token_label(text: str) -> str:
     """How one token is shown to a reader (tables, figure ticks, circuitsvis strips): newline, tab and
-    carriage return as ``↵ ⇥ ␍``, other control characters as ``‹0xNN›``, a token made only of
-    spaces as one ``␣`` per space. Ordinary text, including a word's leading space, is left as it is."""
+    carriage return as ``↵ ⇥ ␍``, other control characters as ``‹0xNN›``, an undecodable byte
+    (the replacement character) as ``‹?›``, a token made only of spaces as one ``␣`` per space. Ordinary text, including a word's leading space, is left as it is."""
     if text and text.strip(" ") == "":
         return "␣" * len(text)
     out = []
@@ -92,7 +92,7 @@ def token_strings(tokenizer: Any, ids: Iterable[int], quotes: bool = True) -> li
         text = tokenizer.decode([int(i)])
         if "\ufffd" in text:
             raw = _token_bytes(tokenizer, int(i))
-            text = _bytes_text(raw) if raw is not None else text.replace("\ufffd", "‹?›")
+            text = _bytes_text(raw) if raw is not None else text
         label = token_label(text)
         out.append(f"'{label}'" if quotes else label)
     return out

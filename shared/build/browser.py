@@ -165,10 +165,10 @@ def _check_page(context: object, base: str, page: str, is_chapter: bool, widget_
     return [f"{page}: {problem}" for problem in dict.fromkeys(found)]
 
 
-def check_pages(html: Path, pages: Optional[list[str]] = None, widget_wait_s: float = WIDGET_WAIT_S) -> list[str]:
+def check_pages(html: Path, pages: Optional[list[str]] = None, widget_wait_s: Optional[float] = None) -> list[str]:
     """Open ``pages`` (default: every page) of the built book in ``html`` and return the problems,
     one line each. A page built from a notebook (``_sources/<page>.ipynb``) counts as a chapter;
-    circuitsvis views get ``widget_wait_s`` seconds to draw."""
+    circuitsvis views get ``widget_wait_s`` seconds (default :data:`WIDGET_WAIT_S`) to draw."""
     html = Path(html)
     if not (html / "index.html").exists():
         raise BuildError(f"There is no built book in {html}: run python -m shared.build first.")
@@ -178,6 +178,7 @@ def check_pages(html: Path, pages: Optional[list[str]] = None, widget_wait_s: fl
     from playwright.sync_api import sync_playwright
 
     pages = pages or default_pages(html)
+    widget_wait_s = widget_wait_s or WIDGET_WAIT_S
     chapters = {p.stem for p in (html / "_sources").glob("*.ipynb")}
     problems: list[str] = []
     with serve(html) as base, sync_playwright() as pw:

@@ -1,8 +1,9 @@
 """Rendering the executed book to HTML with jupyter-book 1.x.
 
-jupyter-book renders into a staging folder (``_build/.render``, which keeps Sphinx's cache between
-builds); only a render that succeeded replaces the published ``_build/html``, in one swap, so a
-failed render never leaves a half-written book behind. The circuitsvis bundle is copied into the
+jupyter-book renders into a staging folder (``_build/.render``, which keeps Sphinx's parsed pages
+between builds; its HTML is written afresh each time, so a page that left the book leaves the HTML);
+only a render that succeeded replaces the published ``_build/html``, in one swap, so a failed render
+never leaves a half-written book behind. The circuitsvis bundle is copied into the
 book's ``_static`` (each view loads it from there; MathJax comes from ``sphinx-mathjax-offline``).
 """
 from __future__ import annotations
@@ -77,9 +78,10 @@ def render_html(book_dir: Optional[Path] = None, out_root: Optional[Path] = None
     if strict:
         cmd += ["-W", "--keep-going"]
     start = time.time()
+    rendered = staging / "_build" / "html"
+    shutil.rmtree(rendered, ignore_errors=True)  # every page written afresh (Sphinx keeps its parsed pages)
     env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
     proc = subprocess.run(cmd, cwd=layout.root, capture_output=True, text=True, env=env)
-    rendered = staging / "_build" / "html"
     if proc.returncode != 0:
         log = build_dir / "jupyter-book.log"
         text = "\n".join(one_line(line) for line in (proc.stdout + proc.stderr).splitlines())

@@ -17,8 +17,9 @@ from IPython.display import display
 
 DASH = "–"
 SCROLL_STYLE = "overflow-x: auto; max-width: 100%; margin-bottom: 1em;"
-TABLE_STYLE = "border-collapse: collapse; font-size: 0.9em;"
-CELL_STYLE = "white-space: normal; overflow-wrap: break-word; max-width: 22em; padding: 0.2em 0.5em;"
+CSS = ("<style>table.book-table { border-collapse: collapse; font-size: 0.9em; } "
+       "table.book-table th, table.book-table td { white-space: normal; overflow-wrap: break-word; "
+       "max-width: 22em; padding: 0.2em 0.5em; }</style>")
 
 
 def count(n: int, noun: str, plural: Optional[str] = None) -> str:
@@ -53,7 +54,8 @@ def _formatter(digits: int, percent: bool, integer: bool) -> Callable[[Any], str
                 return f"{float(value):.{digits}%}"
             if integer:
                 return f"{int(round(float(value))):,}"
-            return f"{float(value):.{digits}f}"
+            text = f"{float(value):.{digits}f}"
+            return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.00"
         if isinstance(value, (list, tuple, set)):
             return ", ".join(str(v) for v in value)
         return str(value)
@@ -71,9 +73,7 @@ class Table:
     def _repr_html_(self) -> str:
         body = self.frame.to_html(index=self.show_index, escape=True, border=0, classes="book-table",
                                   na_rep=DASH)
-        body = body.replace("<table ", f'<table style="{TABLE_STYLE}" ', 1)
-        body = body.replace("<td>", f'<td style="{CELL_STYLE}">').replace("<th>", f'<th style="{CELL_STYLE}">')
-        return f'<div class="table-scroll" style="{SCROLL_STYLE}">{body}</div>'
+        return f'<div class="table-scroll" style="{SCROLL_STYLE}">{CSS}{body}</div>'
 
     def __repr__(self) -> str:
         return self.frame.to_string(index=self.show_index)
@@ -84,13 +84,14 @@ class Table:
 
 
 def format_table(frame: pd.DataFrame, digits: "int | Mapping[str, int]" = 2, percent: Collection[str] = (),
-                 integers: Collection[str] = (), index: Optional[bool] = None) -> Table:
+                 percent_digits: int = 0, integers: Collection[str] = (), index: Optional[bool] = None) -> Table:
     """``frame`` with every cell written for a reader (see the module docstring).
 
-    ``digits``: decimals of fractions, one number or per column (columns not named get 2);
-    ``percent``: columns of fractions shown as whole percentages (``0.934`` -> ``93%``; decimals from
-    ``digits`` only when given per column); ``integers``: columns forced to whole numbers (others are
-    detected); ``index``: show the index (default: unless it is the plain ``0..N`` range)."""
+    ``digits``: decimals of other numbers, one number or per column (columns not named get 2);
+    ``percent``: columns of fractions shown as percentages with ``percent_digits`` decimals (``0.934``
+    -> ``93%``; a column named in a ``digits`` mapping takes its decimals from there); ``integers``:
+    columns forced to whole numbers (others are detected); ``index``: show the index (default: unless
+    it is the plain ``0..N`` range)."""
     if isinstance(frame, pd.Series):
         frame = frame.to_frame()
     if index is None:
@@ -99,10 +100,8 @@ def format_table(frame: pd.DataFrame, digits: "int | Mapping[str, int]" = 2, per
     for i, key in enumerate(frame.columns):
         column = frame.iloc[:, i]
         is_percent = key in percent
-        if isinstance(digits, Mapping):
-            places = digits.get(key, 0 if is_percent else 2)
-        else:
-            places = 0 if is_percent else digits
+        fallback = percent_digits if is_percent else (2 if isinstance(digits, Mapping) else digits)
+        places = digits.get(key, fallback) if isinstance(digits, Mapping) else fallback
         shown = _formatter(places, is_percent, key in integers or (not is_percent and _is_count(column)))
         out[i] = [shown(v) for v in column.tolist()]
     out.columns = frame.columns
@@ -110,9 +109,9 @@ def format_table(frame: pd.DataFrame, digits: "int | Mapping[str, int]" = 2, per
 
 
 def show_table(frame: pd.DataFrame, digits: "int | Mapping[str, int]" = 2, percent: Collection[str] = (),
-               integers: Collection[str] = (), index: Optional[bool] = None) -> None:
+               percent_digits: int = 0, integers: Collection[str] = (), index: Optional[bool] = None) -> None:
     """Display ``frame`` formatted by :func:`format_table`."""
-    display(format_table(frame, digits, percent, integers, index))
+    display(format_table(frame, digits, percent, percent_digits, integers, index))
 
 
 __all__ = ["Table", "count", "format_table", "show_table"]

@@ -18,6 +18,7 @@ from shared.analysis.answer import (accuracy, answer_accuracy, answer_activation
 from shared.analysis.attention import attention_patterns
 from shared.analysis.stats import Monotonicity, grouped_mean, linear_probe_r2, monotonicity, ov_diagonal_argmax_share
 from shared.chapters.common import report_run, say
+from shared.chapters.display import show_table
 from shared.engine.ablation import KnockoutResult, knockout_sweep, mean_values
 from shared.engine.graph import Graph, parse_node
 from shared.errors import ParameterError
@@ -176,6 +177,19 @@ def compare_models(names: Sequence[str], count: int, known: Optional[dict[str, C
     return pd.DataFrame(rows).set_index("model")
 
 
+COMPARISON_HEADERS = {"held-out accuracy": "accuracy", "deciding head": "deciding head",
+                      "ablation drop": "its ablation drop", "largest drop (any component)": "largest drop",
+                      "attention on answer": "attention on answer", "QK Spearman": "QK Spearman",
+                      "OV diagonal share": "OV diagonal share"}
+
+
+def show_comparison(table: pd.DataFrame) -> None:
+    """:func:`compare_models`' table as the reader sees it: short headers, shares as percentages."""
+    shown = table.rename(columns=COMPARISON_HEADERS)
+    show_table(shown, percent=[c for c in shown.columns if c not in ("deciding head", "QK Spearman")],
+               digits={"accuracy": 1})  # accuracies differ in the first decimal
+
+
 # ----------------------------------------------------------------------------------------------
 # Median: probe and interventions
 # ----------------------------------------------------------------------------------------------
@@ -301,5 +315,5 @@ def failure_text(recipe: dict[str, Any], by_length: pd.DataFrame, by_answer: pd.
 
 __all__ = ["CircuitSummary", "accuracy_by_answer", "accuracy_by_length", "attention_by", "attention_on_answer",
            "cdf_probe", "circuit_summary", "compare_models", "distance_from_uniform", "edit_intervention",
-           "failure_text", "mean_knockout", "repeat_breakdown", "sep_patching", "show_attention", "show_data",
-           "task_model", "training_text"]
+           "failure_text", "mean_knockout", "repeat_breakdown", "sep_patching", "show_attention", "show_comparison",
+           "show_data", "task_model", "training_text"]

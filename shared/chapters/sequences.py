@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from shared.chapters.display import show_table
 from shared.chapters.results import cached_json
 from shared.engine.ablation import KnockoutResult, ablation_values, score_circuit_nodes, zero_values
 from shared.engine.batch import PromptBatch
@@ -199,11 +200,19 @@ def node_circuits(bridge: Any, task_names: Sequence[str], n_prompts: int, thresh
 
 
 def circuit_table(circuits: Mapping[str, NodeCircuitResult]) -> pd.DataFrame:
-    """One row per task: size, score (% of intact) on its prompts and on fresh ones, the nodes."""
-    return pd.DataFrame([dict(task=t, size=c.size, of=c.n_components, prompts=c.n_prompts,
-                              full_logit_diff=round(c.full, 3), circuit_logit_diff=round(c.score, 3),
-                              percent=round(c.percent, 1), heldout_percent=round(c.heldout_percent, 1),
-                              nodes=" ".join(c.nodes)) for t, c in circuits.items()]).set_index("task")
+    """One row per task: how many of the model's nodes the circuit keeps, on how many prompts, the
+    intact and circuit logit differences, the share kept (% of intact) on those prompts and on fresh
+    ones, and the circuit's nodes."""
+    return pd.DataFrame([{"task": t, "nodes kept": f"{c.size} of {c.n_components}", "prompts": c.n_prompts,
+                          "intact logit diff.": c.full, "circuit logit diff.": c.score, "% kept": c.percent,
+                          "% kept, fresh prompts": c.heldout_percent, "circuit": ", ".join(c.nodes)}
+                         for t, c in circuits.items()]).set_index("task")
+
+
+def show_circuit_table(circuits: Mapping[str, NodeCircuitResult]) -> None:
+    """Display :func:`circuit_table` (logit differences to 3 decimals, shares to 1)."""
+    show_table(circuit_table(circuits), digits={"intact logit diff.": 3, "circuit logit diff.": 3, "% kept": 1,
+                                                "% kept, fresh prompts": 1})
 
 
 def eap_ig_circuit(bridge: Any, data: TaskData, size: int, steps: int = 5) -> Circuit:
@@ -261,5 +270,6 @@ def transfer_table(bridge: Any, data: Mapping[str, TaskData], circuits: Mapping[
 __all__ = [
     "MAX_PROMPTS", "NodeCircuitResult", "TaskData", "circuit_score", "circuit_table",
     "common_nodes", "eap_ig_circuit", "full_score", "jaccard", "knockout_table", "load_tasks", "mean_values",
-    "node_circuit", "node_circuits", "node_order", "overlap_table", "task_data", "transfer_table",
+    "node_circuit", "node_circuits", "node_order", "overlap_table", "show_circuit_table", "task_data",
+    "transfer_table",
 ]

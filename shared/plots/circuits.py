@@ -8,7 +8,9 @@ from typing import Any, Mapping, Optional
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.lines import Line2D
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.patches import FancyArrowPatch
+from matplotlib.path import Path as MplPath
+from matplotlib.ticker import StrMethodFormatter
 
 from shared.engine.ablation import KnockoutResult
 from shared.engine.circuit import Circuit, FaithfulnessCurve
@@ -54,24 +56,35 @@ def circuit_graph(circuit: Circuit, graph: Optional[Graph] = None, title: Option
         members.sort(key=lambda m: parsed[m].head)
         for i, m in enumerate(members):
             pos[m] = (level[c], (len(members) - 1) / 2 - i)
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.75 * tallest + 1.6))
     weights = [abs(circuit.scores.get(e, 1.0)) for e in circuit.edges] or [1.0]
     top = max(weights) or 1.0
-    ports = set()
+    arcs = []
     for w, e in sorted(zip(weights, circuit.edges)):  # thin edges first, thick ones on top
         s, r, port = split_edge(e)
-        ports.add(port)
         (x0, y0), (x1, y1) = pos[s], pos[r]
-        bend = 0.0 if x1 - x0 <= 1 else 0.12 * (1 if y1 >= y0 else -1)
-        ax.annotate("", xy=(x1 - 0.2, y1 + PORT_OFFSETS[port]), xytext=(x0 + 0.2, y0),
-                    arrowprops=dict(arrowstyle="-|>", lw=0.7 + 2.6 * w / top, color=PORT_COLOURS[port],
-                                    mutation_scale=8, shrinkA=0, shrinkB=0, connectionstyle=f"arc3,rad={bend}"))
+        start, end = (x0 + 0.22, y0), (x1 - 0.22, y1 + PORT_OFFSETS[port])
+        if x1 - x0 <= 1:
+            middle = ((start[0] + end[0]) / 2, (start[1] + end[1]) / 2)
+        else:  # an edge that skips columns arcs over (or, going down, under) the nodes between its ends
+            lift = 0.45 + 0.2 * (x1 - x0 - 2)
+            middle = ((start[0] + end[0]) / 2, max(y0, y1) + lift if y1 >= y0 else min(y0, y1) - lift)
+        arcs.append((start, middle, end, w, port))
+    peaks = [0.5 * m[1] + 0.25 * (a[1] + b[1]) for a, m, b, _, _ in arcs]  # the curve's extreme
+    low, high = min([-(tallest - 1) / 2 - 0.45] + [p - 0.15 for p in peaks]), \
+        max([(tallest - 1) / 2 + 0.45] + [p + 0.15 for p in peaks])
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.7 * (high - low) + 1.3))
+    for start, middle, end, w, port in arcs:
+        ax.add_patch(FancyArrowPatch(path=MplPath([start, middle, end], [MplPath.MOVETO, MplPath.CURVE3,
+                                                                         MplPath.CURVE3]),
+                                     arrowstyle="-|>", mutation_scale=9, lw=0.7 + 2.6 * w / top,
+                                     color=PORT_COLOURS[port], shrinkA=0, shrinkB=0))
+    ports = {a[4] for a in arcs}
     for n, (x, y) in pos.items():
         face = {"head": "#cfe2ff", "mlp": "#ffe5b4"}.get(parsed[n].kind, "#e0e0e0")
         ax.text(x, y, n, ha="center", va="center", fontsize=SMALLEST + 1, zorder=3,
                 bbox=dict(boxstyle="round", fc=face, ec="0.4"))
     ax.set_xlim(-0.5, len(level) - 0.5)
-    ax.set_ylim(-tallest / 2, tallest / 2)
+    ax.set_ylim(low, high)
     ax.axis("off")
     label = title or f"{circuit.method or 'circuit'}: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges"
     if circuit.score is not None and circuit.full:
@@ -123,7 +136,7 @@ def faithfulness_curves(curves: Mapping[str, FaithfulnessCurve], title: str = "F
         ax.plot([max(s, 0.8) for s in curve.sizes], curve.normalized, marker="o", ms=4, label=key)
     ax.axhline(1, color="0.6", lw=0.8, ls="--")
     ax.set(xscale="log", xlabel="edges kept (top-k by |score|)", ylabel="normalised metric", title=title)
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.grid(alpha=0.3)
     if len(curves) > 1:
         ax.legend()

@@ -11,6 +11,7 @@ and every colour used is named in a legend or a colour bar.
 """
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any, Mapping, Optional, Sequence
 
@@ -136,7 +137,9 @@ def head_heatmap(panels: "Mapping[str, Any] | Any", title: str = "", vmin: Optio
         image = heatmap_panel(ax, grid, key, lo, hi, cmap, fmt, **panel_kw)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    fig.colorbar(image, ax=list(axes.flat)[:n], label=label, fraction=0.046 if n == 1 else 0.03)
+    height = fig.get_size_inches()[1]
+    fits = max(12, int(0.8 * height * 72 / (0.55 * FONT)))  # characters along the colour bar
+    fig.colorbar(image, ax=list(axes.flat)[:n], label=textwrap.fill(label, fits), fraction=0.046 if n == 1 else 0.03)
     if title:
         fig.suptitle(title)
     fig.set_layout_engine("constrained")

@@ -11,7 +11,7 @@ import torch
 from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.lines import Line2D
-from matplotlib.ticker import ScalarFormatter
+from matplotlib.ticker import StrMethodFormatter
 
 from shared.analysis.weights import Composition
 from shared.engine.graph import head_name
@@ -48,7 +48,7 @@ def ov_eigenvalues(eigenvalues: Mapping[str, torch.Tensor], copying: Sequence[fl
     cols = min(columns, n)
     rows = (n + cols - 1) // cols
     size = WIDTH / cols
-    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, size * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(WIDTH, size * rows + 0.8), squeeze=False, sharex=True, sharey=True)
     for ax, (head, e), score in zip(axes.flat, eigenvalues.items(), copying):
         e = e.numpy()
         e = np.exp(1j * np.angle(e)) * np.cbrt(np.abs(e) / np.abs(e).max())
@@ -59,7 +59,6 @@ def ov_eigenvalues(eigenvalues: Mapping[str, torch.Tensor], copying: Sequence[fl
         ax.set_title(f"{head} ({float(score):+.2f})")
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-        ax.tick_params(labelleft=ax in axes[:, 0], labelbottom=ax in axes[-1])
     for ax in axes[-1]:
         ax.set_xlabel("real part")
     for ax in axes[:, 0]:
@@ -144,7 +143,7 @@ def loss_by_position(position_losses: torch.Tensor, steps: Sequence[int], labell
         ax.plot(positions, position_losses[i], color=plt.cm.viridis(order(i)), lw=2 if i in labelled else 0.8,
                 label=f"step {step}" if i in labelled else None)
     ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
     ax.set_xlabel("token position in the window")
     ax.set_ylabel("validation loss (nats)")
     ax.set_ylim(float(position_losses[-1].min()) - 0.2, float(position_losses[len(steps) // 3:].max()) + 0.3)

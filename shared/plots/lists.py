@@ -47,7 +47,7 @@ def training_curves(metrics: Mapping[str, Any], title: str = "", name: Optional[
     b.set(xlabel="step", ylabel="held-out accuracy", ylim=(0, 1.02))
     b.legend(loc="lower right")
     for ax in (a, b):
-        integer_ticks(ax, y=False, most=4)
+        integer_ticks(ax, y=False, most=5)
         ax.grid(alpha=0.3)
     return finish(fig, name, vector=True)
 
@@ -103,7 +103,7 @@ def failures(by_length: pd.DataFrame, by_answer: pd.DataFrame, repeats: pd.DataF
     b.set(xlabel="answer value", ylim=(0, 1.02), title="by answer value")
     for ax in (a, b):
         integer_ticks(ax, y=False, most=5)
-    _bar_panel(c, [textwrap.fill(k, 9) for k in repeats.index], repeats["accuracy"], "",
+    _bar_panel(c, [textwrap.fill(k, 8) for k in repeats.index], repeats["accuracy"], "",
                "repeated values", "tab:purple", ylim=(0, 1.02), rotate=False)
     return finish(fig, name, vector=True)
 

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.colors import ListedColormap
 from matplotlib.patches import Patch
+from matplotlib.ticker import StrMethodFormatter
 
 from shared.analysis.lens import LensResult
 from shared.plots.figures import WIDTH, finish, heatmap_panel, integer_ticks, matrix
@@ -30,6 +31,7 @@ def lens_ranks(results: Mapping[str, LensResult], title: str = "", log: bool = T
         ax.set_xticks(list(x), res.stages, rotation=45, ha="right")
         if log:
             ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))  # 1, 10, 100 rather than powers of ten
         ax.set_title(task)
         ax.set_xlabel("residual stream")
     axes[0, 0].set_ylabel("rank + 1 (median, quartiles)")

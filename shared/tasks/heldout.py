@@ -21,7 +21,7 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 from shared.errors import ParameterError
 from shared.tasks.sequences import DEFAULT_VERB, SeqPrompt, get_task
@@ -104,34 +104,58 @@ class IOITemplate:
     distinctive: tuple[str, ...]
 
 
-IOI_TEMPLATES: dict[str, IOITemplate] = {t.name: t for t in (
-    IOITemplate("cleaning", "While {N1} and {N2} were cleaning up the {PLACE}, {S} quietly slipped a {OBJECT} to",
-                ("were cleaning up", "quietly slipped", "slipped a")),
-    IOITemplate("afternoon", "Yesterday {N1} and {N2} spent the whole afternoon at the {PLACE}. Later that evening, "
-                "{S} mailed a {OBJECT} to", ("spent the whole afternoon", "later that evening", "mailed a")),
-    IOITemplate("argued", "After {N1} and {N2} argued about the {PLACE} for an hour, {S} finally offered a "
-                "{OBJECT} to", ("argued about the", "for an hour", "finally offered", "offered a")),
-    IOITemplate("late", "That day {N1} and {N2} were both late for the meeting at the {PLACE}, so {S} lent a {OBJECT} to",
-                ("were both late", "late for the meeting", "lent a")),
-    IOITemplate("rainy", "On a rainy morning {N1} and {N2} set off for the {PLACE}. Halfway there, {S} "
-                "handed over the {OBJECT} to", ("rainy morning", "set off for", "halfway there", "handed over")),
-    IOITemplate("desk", "Because {N1} and {N2} shared a desk at the {PLACE}, {S} often left a {OBJECT} for",
-                ("shared a desk", "often left a", "left a")),
-    IOITemplate("lunch", "Once {N1} had lunch with {N2} near the {PLACE}, and afterwards {S} wrote a long letter to",
-                ("had lunch with", "and afterwards", "wrote a long letter")),
-    IOITemplate("closed", "When the {PLACE} finally closed, {N1} and {N2} walked home together, and {S} "
-                "whispered a secret to", ("finally closed", "walked home together", "whispered a secret")),
-    IOITemplate("table", "At the {PLACE}, {N1} sat next to {N2}. After a while, {S} passed a {OBJECT} under "
-                "the table to", ("sat next to", "after a while", "under the table", "passed a")),
-    IOITemplate("found", "One summer {N1} and {N2} found an old {OBJECT} behind the {PLACE}, and {S} proudly showed it to",
-                ("found an old", "proudly showed", "showed it to")),
-    IOITemplate("queue", "Last week {N1} stood behind {N2} in the long queue at the {PLACE}. Eventually {S} gave up and "
-                "sold the {OBJECT} to", ("stood behind", "long queue", "gave up and", "sold the")),
-)}
+# name | template | its distinctive phrases, separated by ";"
+_IOI_TABLE = """
+cleaning | While {N1} and {N2} were cleaning up the {PLACE}, {S} quietly slipped a {OBJECT} to
+         | were cleaning up; quietly slipped; slipped a
+afternoon | Yesterday {N1} and {N2} spent the whole afternoon at the {PLACE}. Later that evening, {S} mailed a {OBJECT} to
+          | spent the whole afternoon; later that evening; mailed a
+argued | After {N1} and {N2} argued about the {PLACE} for an hour, {S} finally offered a {OBJECT} to
+       | argued about the; for an hour; finally offered; offered a
+late | That day {N1} and {N2} were both late for the meeting at the {PLACE}, so {S} lent a {OBJECT} to
+     | were both late; late for the meeting; lent a
+rainy | On a rainy morning {N1} and {N2} set off for the {PLACE}. Halfway there, {S} handed over the {OBJECT} to
+      | rainy morning; set off for; halfway there; handed over
+desk | Because {N1} and {N2} shared a desk at the {PLACE}, {S} often left a {OBJECT} for
+     | shared a desk; often left a; left a
+lunch | Once {N1} had lunch with {N2} near the {PLACE}, and afterwards {S} wrote a long letter to
+      | had lunch with; and afterwards; wrote a long letter
+closed | When the {PLACE} finally closed, {N1} and {N2} walked home together, and {S} whispered a secret to
+       | finally closed; walked home together; whispered a secret
+table | At the {PLACE}, {N1} sat next to {N2}. After a while, {S} passed a {OBJECT} under the table to
+      | sat next to; after a while; under the table; passed a
+found | One summer {N1} and {N2} found an old {OBJECT} behind the {PLACE}, and {S} proudly showed it to
+      | found an old; proudly showed; showed it to
+queue | Last week {N1} stood behind {N2} in the long queue at the {PLACE}. Eventually {S} gave up and sold the {OBJECT} to
+      | stood behind; long queue; gave up and; sold the
+"""
+
+
+def _table(text: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """Rows ``(name, template, phrases)`` of a table of two lines a row (see ``_IOI_TABLE``)."""
+    lines = text.strip("\n").splitlines()
+    rows = []
+    for head, tail in zip(lines[::2], lines[1::2]):
+        name, template = (cell.strip() for cell in head.split("|", 1))
+        rows.append((name, template, tuple(p.strip() for p in tail.split("|", 1)[1].split(";"))))
+    return rows
+
+
+IOI_TEMPLATES: dict[str, IOITemplate] = {name: IOITemplate(name, text, phrases)
+                                         for name, text, phrases in _table(_IOI_TABLE)}
+
+
+def _template(templates: dict[str, Any], kind: str, name: str, rng_key: str) -> tuple[Any, random.Random]:
+    """The template called ``name`` and a random generator seeded by ``rng_key``."""
+    if name not in templates:
+        raise ParameterError(f"Unknown {kind} {name!r}; choose one of {', '.join(templates)}.")
+    return templates[name], random.Random(rng_key)
 
 
 @dataclass(frozen=True)
 class IOIPrompt:
+    """One IOI prompt: the answer is ``" " + io``; the subject ``s`` is the name repeated."""
+
     template: str
     order: str  # "ABBA" (indirect object named first) or "BABA" (subject named first)
     text: str
@@ -141,10 +165,7 @@ class IOIPrompt:
 
 def ioi_prompts(template: str, n_prompts: int = 40, seed: int = 0) -> list[IOIPrompt]:
     """``n_prompts`` prompts of an IOI template, half ABBA and half BABA, names drawn without repeats."""
-    if template not in IOI_TEMPLATES:
-        raise ParameterError(f"Unknown IOI template {template!r}; choose one of {', '.join(IOI_TEMPLATES)}.")
-    rng = random.Random(f"{seed}-ioi-{template}")
-    spec = IOI_TEMPLATES[template]
+    spec, rng = _template(IOI_TEMPLATES, "IOI template", template, f"{seed}-ioi-{template}")
     out = []
     for i in range(n_prompts):
         io, s = rng.sample(IOI_NAMES, 2)
@@ -167,24 +188,28 @@ class GTTemplate:
     distinctive: tuple[str, ...]
 
 
-GT_TEMPLATES: dict[str, GTTemplate] = {t.name: t for t in (
-    GTTemplate("dragged", "The {NOUN} dragged on from the year {START} until the year {CENTURY}",
-               ("dragged on from", "until the year")),
-    GTTemplate("finished", "Work on the {NOUN} started in {START} and was not finished before {CENTURY}",
-               ("was not finished before",)),
-    GTTemplate("unbroken", "The {NOUN} ran without a break between {START} and {CENTURY}",
-               ("ran without a break", "without a break")),
-    GTTemplate("records", "Records of the {NOUN} cover every season from {START} through {CENTURY}",
-               ("cover every season", "every season from")),
-    GTTemplate("talk", "Talk of the {NOUN} never stopped from {START} right up to {CENTURY}",
-               ("never stopped from", "right up to")),
-    GTTemplate("ledger", "Each page of the {NOUN} ledger is dated, the first {START} and the last {CENTURY}",
-               ("ledger is dated", "page of the")),
-)}
+_GT_TABLE = """
+dragged | The {NOUN} dragged on from the year {START} until the year {CENTURY}
+        | dragged on from; until the year
+finished | Work on the {NOUN} started in {START} and was not finished before {CENTURY}
+         | was not finished before
+unbroken | The {NOUN} ran without a break between {START} and {CENTURY}
+         | ran without a break; without a break
+records | Records of the {NOUN} cover every season from {START} through {CENTURY}
+        | cover every season; every season from
+talk | Talk of the {NOUN} never stopped from {START} right up to {CENTURY}
+     | never stopped from; right up to
+ledger | Each page of the {NOUN} ledger is dated, the first {START} and the last {CENTURY}
+       | ledger is dated; page of the
+"""
+GT_TEMPLATES: dict[str, GTTemplate] = {name: GTTemplate(name, text, phrases)
+                                       for name, text, phrases in _table(_GT_TABLE)}
 
 
 @dataclass(frozen=True)
 class GTPrompt:
+    """One greater-than prompt: it ends with the century; the start year is ``century * 100 + yy``."""
+
     template: str
     text: str
     century: int
@@ -193,14 +218,12 @@ class GTPrompt:
 
 def gt_prompts(template: str, n_prompts: int = 40, seed: int = 0) -> list[GTPrompt]:
     """Prompts of a greater-than template with centuries 12..19 and start digits 02..97 (seeded)."""
-    if template not in GT_TEMPLATES:
-        raise ParameterError(f"Unknown greater-than template {template!r}; choose one of {', '.join(GT_TEMPLATES)}.")
-    rng = random.Random(f"{seed}-gt-{template}")
+    spec, rng = _template(GT_TEMPLATES, "greater-than template", template, f"{seed}-gt-{template}")
     out = []
     for _ in range(n_prompts):
         century, yy = rng.randint(12, 19), rng.randint(2, 97)
-        text = GT_TEMPLATES[template].text.format(NOUN=rng.choice(GT_NOUNS), START=f"{century}{yy:02d}",
-                                                  CENTURY=century)
+        text = spec.text.format(NOUN=rng.choice(GT_NOUNS), START=f"{century}{yy:02d}",
+                                CENTURY=century)
         out.append(GTPrompt(template, text, century, yy))
     return out
 

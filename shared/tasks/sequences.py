@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from shared.analysis.ov import OrdinalList
+from shared.analysis.text import token_strings
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
 from shared.tasks.tokens import answer_ids, encode, encode_text, get_tokenizer
@@ -329,7 +330,8 @@ def ordinal_lists(model_or_tokenizer: Any, task_names: Sequence[str]) -> dict[st
 
 def token_audit(model_or_tokenizer: Any, tasks: Sequence[str] = TASKS,
                 fillers: Sequence[str] = DEFAULT_FILLERS) -> pd.DataFrame:
-    """Per task: how many members are one token as ``" m"`` (and without the space), examples of splits."""
+    """Per task: how many members are one token as ``" m"`` (and without the space), and how the first
+    member that is not splits into tokens (readable labels in quotes, ``' ' | '1'``)."""
     tok = get_tokenizer(model_or_tokenizer)
     rows = []
     groups = [(t, list(dict.fromkeys(get_task(t).sequence))) for t in tasks] + [("fillers", list(fillers))]
@@ -341,7 +343,7 @@ def token_audit(model_or_tokenizer: Any, tasks: Sequence[str] = TASKS,
                          single_token_spaced=sum(len(i) == 1 for i in spaced),
                          single_token_bare=sum(len(i) == 1 for i in bare),
                          max_tokens=max(len(i) for i in spaced),
-                         example_split=(" | ".join(tok.convert_ids_to_tokens(encode_text(tok, " " + split[0])[0]))
+                         example_split=(" | ".join(token_strings(tok, encode_text(tok, " " + split[0])[0]))
                                         if split else "")))
     return pd.DataFrame(rows)
 

@@ -38,12 +38,14 @@ from shared.zoo.text import suite_words as W
 
 SPECIAL = "<|endoftext|>"
 KINDS = ("sequence", "story", "years", "prose", "repeat")
-DEFAULT_MIX = {"sequence": 0.3, "story": 0.25, "years": 0.15, "prose": 0.15, "repeat": 0.15}
+DEFAULT_MIX = {"sequence": 0.3, "story": 0.25, "years": 0.15, "prose": 0.12, "repeat": 0.18}
 SEQ_WEIGHTS = {"numerals": 3.0, "number_words": 1.5, "months": 1.5, "days": 1.5, "letters": 1.5,
                "plus2": 0.4, "plus3": 0.3, "decreasing": 0.4}
 _HELDOUT = tuple(distinctive_phrases())
 _PAST = tuple(p for _, p in W.INTRANSITIVE + W.TRANSITIVE)
-_FRAME_WORDS = W.NOUNS + W.ADJECTIVES + W.ADVERBS + W.PREPOSITIONS + _PAST + ("the", "a", "was", "is", "and")
+_FRAME_WORDS = W.NOUNS + W.ADJECTIVES + W.ADVERBS + W.PREPOSITIONS + _PAST + W.FUNCTION + ("the", "a", "was", "and")
+_TIMES = ("In the morning", "In the evening", "At night", "Last week", "Last year", "Every day", "One day",
+          "That summer", "In winter", "Early on", "Later", "At noon")
 _SEPARATORS = (". ", ", ", "; ", " ", "\n", " and ", " - ", ": ", " / ")
 
 
@@ -199,22 +201,40 @@ def _clause(rng: random.Random) -> str:
     return f"{subject} {verb}"
 
 
-def _prose_sentence(rng: random.Random) -> str:
-    kind = rng.randrange(8)
-    if kind == 0:
-        return f"{_cap(_clause(rng))}, and {_clause(rng)}."
-    if kind == 1:
-        return f"{rng.choice(['When', 'Because', 'If', 'Although', 'Before', 'After'])} {_clause(rng)}, {_clause(rng)}."
-    if kind == 2:
-        return f"{_cap(_clause(rng))} because {_clause(rng)}."
-    if kind == 3:
-        return f'"{_cap(_clause(rng))}," said {rng.choice(W.NAMES)}.'
-    if kind == 4:
-        return f"Did {_noun_phrase(rng)} {rng.choice(W.TRANSITIVE)[0]} {_noun_phrase(rng)}?"
-    if kind == 5:
-        items = rng.sample(W.OBJECTS, 3)
-        return f"{rng.choice(W.NAMES)} {rng.choice(W.TRANSITIVE)[1]} a {items[0]}, a {items[1]} and a {items[2]}."
+def _listing(rng: random.Random) -> str:
+    items = rng.sample(W.OBJECTS, 3)
+    return f"{rng.choice(W.NAMES)} {rng.choice(W.TRANSITIVE)[1]} a {items[0]}, a {items[1]} and a {items[2]}."
+
+
+def _counting(rng: random.Random) -> str:
+    count = rng.randint(2, 12)
+    return f"{rng.choice(W.NAMES)} had {count} {rng.choice(W.NOUNS)}s and {rng.choice(W.FUNCTION[:8])} {_clause(rng)}."
+
+
+def _plain(rng: random.Random) -> str:
     return f"{_cap(_clause(rng))}."
+
+
+# Sentence shapes of the prose grammar, drawn uniformly.
+_SENTENCES = (
+    lambda rng: f"{_cap(_clause(rng))}, and {_clause(rng)}.",
+    lambda rng: f"{rng.choice(['When', 'Because', 'If', 'Although', 'Before', 'After'])} {_clause(rng)}, {_clause(rng)}.",
+    lambda rng: f"{_cap(_clause(rng))} because {_clause(rng)}.",
+    lambda rng: f'"{_cap(_clause(rng))}," said {rng.choice(W.NAMES)}.',
+    lambda rng: f"Did {_noun_phrase(rng)} {rng.choice(W.TRANSITIVE)[0]} {_noun_phrase(rng)}?",
+    _listing, _plain, _plain,
+    lambda rng: f"There {rng.choice(['was', 'is'])} {_noun_phrase(rng)} {rng.choice(W.PREPOSITIONS)} the {rng.choice(W.NOUNS)}.",
+    lambda rng: f"{_cap(_noun_phrase(rng))} who {rng.choice(W.TRANSITIVE)[1]} {_noun_phrase(rng)} "
+                f"{rng.choice(W.INTRANSITIVE)[1]}.",
+    lambda rng: f"{rng.choice(_TIMES)}, {_clause(rng)} {rng.choice(W.FUNCTION[-14:])}.",
+    _counting,
+    lambda rng: f"{rng.choice(W.FUNCTION[:8]).capitalize()} did {_noun_phrase(rng)} {rng.choice(W.TRANSITIVE)[0]} "
+                f"{_noun_phrase(rng)}?",
+)
+
+
+def _prose_sentence(rng: random.Random) -> str:
+    return _SENTENCES[rng.randrange(len(_SENTENCES))](rng)
 
 
 def _prose(rng: random.Random) -> str:
@@ -284,20 +304,19 @@ def _training_text(n_docs: int, seed: int) -> list[str]:
 
 def suite_tokenizer(vocab_size: int = 2048, n_docs: int = 30_000, seed: int = 0) -> Any:
     """The suite's cached ``PreTrainedTokenizerFast`` (``<|endoftext|>`` is BOS, EOS and padding)."""
-    key = dict(kind="suite-bpe", vocab_size=vocab_size, n_docs=n_docs, seed=seed, version=1)
+    key = dict(kind="suite-bpe", vocab_size=vocab_size, n_docs=n_docs, seed=seed, mix=DEFAULT_MIX, version=1)
 
     def build(tmp: Path) -> None:
         from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 
-        tok = Tokenizer(models.BPE())
-        tok.pre_tokenizer = pre_tokenizers.Sequence([
-            pre_tokenizers.Split(Regex(r" ?100(?![0-9])| ?[0-9]{1,2}"), behavior="isolated"),
-            pre_tokenizers.ByteLevel(add_prefix_space=False)])
-        tok.decoder = decoders.ByteLevel()
-        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=[SPECIAL], show_progress=False,
-                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-        tok.train_from_iterator(_training_text(n_docs, seed), trainer=trainer)
-        tok.save(str(tmp / "tokenizer.json"))
+        byte_level = pre_tokenizers.ByteLevel(add_prefix_space=False)
+        pairs = pre_tokenizers.Split(Regex(r" ?100(?![0-9])| ?[0-9]{1,2}"), behavior="isolated")
+        bpe = Tokenizer(models.BPE())
+        bpe.pre_tokenizer, bpe.decoder = pre_tokenizers.Sequence([pairs, byte_level]), decoders.ByteLevel()
+        bpe.train_from_iterator(_training_text(n_docs, seed), trainer=trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=[SPECIAL], show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+        bpe.save(str(tmp / "tokenizer.json"))
 
     folder = cached_dir("tokenizers", "suite-bpe", key, build)
     tokenizer = _wrap(folder / "tokenizer.json")
@@ -309,12 +328,11 @@ def suite_tokenizer(vocab_size: int = 2048, n_docs: int = 30_000, seed: int = 0)
 
 
 def _wrap(path: Path) -> Any:
-    from tokenizers import Tokenizer
     from transformers import PreTrainedTokenizerFast
 
-    return PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_file(str(path)), bos_token=SPECIAL,
-                                   eos_token=SPECIAL, pad_token=SPECIAL, add_bos_token=True,
-                                   name_or_path=str(path.parent))
+    specials = dict(bos_token=SPECIAL, eos_token=SPECIAL, pad_token=SPECIAL)
+    return PreTrainedTokenizerFast(tokenizer_file=str(path), add_bos_token=True, name_or_path=str(path.parent),
+                                   **specials)
 
 
 __all__ = ["DEFAULT_MIX", "KINDS", "SEQ_WEIGHTS", "SPECIAL", "document", "required_tokens", "step_batch",

@@ -28,6 +28,18 @@ NOUNS = _words(" ".join(OBJECTS) + " " + " ".join(PLACES) + " " + " ".join(GT_NO
     garden gate fence wheel cart boat ship train bus car engine machine paper story song game plan idea
     question answer problem reason name word voice sound light fire water bread milk cheese soup meat
     fruit rice salt sugar tea coffee wine money price market letter message house room hall stairs""")
+COMMON = _words("""home street corner country world city garden kitchen morning evening night afternoon week
+    month year hour minute moment today yesterday tomorrow spring summer autumn winter season noon midnight
+    player singer writer nurse cook guard pilot judge clerk captain officer worker guest host owner visitor
+    traveler uncle aunt brother sister mother father son daughter baby people group class lesson test prize
+    party dinner breakfast lunch meal picnic walk trip journey holiday visit race match show film picture
+    photo color shape size number line list book corner edge side top bottom
+    middle end start half piece part kind sort way place thing time life work job business plan news
+    voice song music noise silence smell taste touch dream memory mind heart head hand face eye ear foot
+    arm leg back hair skin nose mouth tooth heat ice rock sand grass leaf branch root seed flower""")
+NOUNS = _words(" ".join(NOUNS + COMMON))
+FUNCTION = _words("""who which that what where when why how there here this these those some many every each all both other
+    another more most very too also just only even still not no yes perhaps maybe really almost quite""")
 ADJECTIVES = _words("""old new young small large big little long short tall high low red blue green
     yellow white black brown dark bright quiet loud warm cold hot cool wet dry clean dirty heavy light
     happy sad angry calm busy lazy kind brave clever strange famous simple plain rich poor empty full
@@ -35,21 +47,31 @@ ADJECTIVES = _words("""old new young small large big little long short tall high
     narrow wide deep thin thick sweet bitter fresh""")
 ADVERBS = _words("""slowly quickly carefully gladly softly loudly suddenly often never always again
     together alone outside inside early late happily sadly calmly easily barely nearly already soon""")
+
+
+def _pairs(text: str) -> tuple[tuple[str, str], ...]:
+    """``"walk walked, run ran"`` as ``(("walk", "walked"), ("run", "ran"))``."""
+    return tuple((pair.split()[0], pair.split()[1]) for pair in text.split(","))
+
+
 # (base, past) pairs: verbs without an object, verbs with one.
-INTRANSITIVE = (("walk", "walked"), ("run", "ran"), ("sleep", "slept"), ("laugh", "laughed"), ("cry", "cried"),
-                ("wait", "waited"), ("sing", "sang"), ("dance", "danced"), ("smile", "smiled"), ("rest", "rested"),
-                ("work", "worked"), ("play", "played"), ("travel", "traveled"), ("arrive", "arrived"),
-                ("fall", "fell"), ("stay", "stayed"), ("return", "returned"), ("listen", "listened"),
-                ("shout", "shouted"), ("jump", "jumped"), ("swim", "swam"), ("climb", "climbed"),
-                ("sit", "sat"), ("stand", "stood"), ("look", "looked"), ("think", "thought"), ("agree", "agreed"))
-TRANSITIVE = (("see", "saw"), ("find", "found"), ("open", "opened"), ("close", "closed"), ("carry", "carried"),
-              ("break", "broke"), ("fix", "fixed"), ("paint", "painted"), ("clean", "cleaned"), ("cook", "cooked"),
-              ("buy", "bought"), ("lose", "lost"), ("keep", "kept"), ("hold", "held"), ("move", "moved"),
-              ("wash", "washed"), ("build", "built"), ("draw", "drew"), ("read", "read"), ("watch", "watched"),
-              ("visit", "visited"), ("follow", "followed"), ("call", "called"), ("help", "helped"),
-              ("count", "counted"), ("check", "checked"), ("choose", "chose"), ("need", "needed"),
-              ("like", "liked"), ("remember", "remembered"), ("forget", "forgot"), ("hide", "hid"),
-              ("fill", "filled"), ("cover", "covered"), ("pull", "pulled"), ("push", "pushed"), ("catch", "caught"))
+INTRANSITIVE = _pairs("""walk walked, run ran, sleep slept, laugh laughed, cry cried, wait waited, sing sang,
+    dance danced, smile smiled, rest rested, work worked, play played, travel traveled,
+    arrive arrived, fall fell, stay stayed, return returned, listen listened, shout shouted,
+    jump jumped, swim swam, climb climbed, sit sat, stand stood, look looked, think thought,
+    agree agreed, begin began, stop stopped, leave left, come came, go went, hurry hurried,
+    grow grew, shine shone, wonder wondered, nod nodded, sigh sighed, knock knocked,
+    whistle whistled, learn learned""")
+TRANSITIVE = _pairs("""see saw, find found, open opened, close closed, carry carried, break broke, fix fixed,
+    paint painted, clean cleaned, cook cooked, buy bought, lose lost, keep kept, hold held,
+    move moved, wash washed, build built, draw drew, read read, watch watched, visit visited,
+    follow followed, call called, help helped, count counted, check checked, choose chose,
+    need needed, like liked, remember remembered, forget forgot, hide hid, fill filled,
+    cover covered, pull pulled, push pushed, catch caught, pass passed, show showed, sell sold,
+    write wrote, send sent, bring brought, take took, make made, get got, meet met, teach taught,
+    answer answered, ask asked, love loved, hate hated, win won, pick picked, drop dropped,
+    lift lifted, hear heard, plant planted, feed fed, mend mended, sort sorted, pack packed,
+    print printed, measure measured, study studied, join joined""")
 PREPOSITIONS = _words("in on at near under over behind beside inside outside across through into from with by")
 CONNECTORS = ("Then", "Later", "After that,", "The next day,", "In the end,", "Soon", "At noon,", "That night,",
               "Afterwards,", "Before long,", "Finally,", "By evening,", "Next,", "A week later,", "Still,")
@@ -78,5 +100,5 @@ YEAR_SUBJECTS = GT_NOUNS + ("bridge", "church", "tower", "school", "market", "ra
                             "treaty", "festival", "colony", "company", "dynasty", "republic", "empire")
 
 
-__all__ = ["ADJECTIVES", "ADVERBS", "CONNECTORS", "INTRANSITIVE", "INTROS", "NAMES", "NOUNS", "OBJECTS",
+__all__ = ["ADJECTIVES", "ADVERBS", "COMMON", "CONNECTORS", "FUNCTION", "INTRANSITIVE", "INTROS", "NAMES", "NOUNS", "OBJECTS",
            "PLACES", "PREPOSITIONS", "TRANSFER", "TRANSITIVE", "YEAR_FRAMES", "YEAR_SUBJECTS"]
