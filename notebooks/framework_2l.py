@@ -130,7 +130,8 @@ if induction_heads:
 # induction head, in the second half, a line offset by `seq_len - 1` positions.
 
 # %%
-show_attention(token_strings(model.tokenizer, rep.tokens[0], quotes=False), patterns[0].numpy(), graph.heads())
+show_attention(token_strings(model.tokenizer, rep.tokens[0], quotes=False), patterns[0].numpy(), graph.heads(),
+               spaced=True)  # random tokens are not text: a space after each keeps them apart
 
 # %% [markdown]
 # ## Method 3 — ablate the induction heads

@@ -2,7 +2,8 @@
 content width (7.5 in at 100 dpi, about 750 px): no wider than that once saved, no text under 9 pt,
 whole-number ticks on layer and head axes, a legend or colour bar wherever colour carries meaning,
 titles that do not overlap, and circuit graphs with only the edge colours their legend names. The
-circuitsvis token strips show readable labels."""
+circuitsvis token strips show readable labels, and tables (shared.chapters.display) are formatted for
+a reader."""
 from __future__ import annotations
 
 import io
@@ -24,6 +25,7 @@ from PIL import Image
 from shared.analysis.lens import LensResult
 from shared.analysis.text import token_strings
 from shared.analysis.weights import Composition
+from shared.chapters.display import count, format_table
 from shared.engine.ablation import KnockoutResult
 from shared.engine.circuit import Circuit, FaithfulnessCurve
 from shared.plots import circuits, figures, framework, lists, sequences, widgets
@@ -274,3 +276,19 @@ def test_token_strips_show_readable_labels():
     assert words == [" Bell", " done", "‹|endoftext|›"]  # no HTML tag for circuitsvis to swallow
     raw = _strip_tokens(widgets.attention_patterns(["a", "\x1c", "\ufffd"], attention).data)
     assert not any(unicodedata.category(c) == "Cc" or c == "\ufffd" for t in raw for c in t)
+
+
+def test_tables_are_written_for_a_reader():
+    """shared.chapters.display: counts as integers, fractions rounded or as percentages, no 0..N index
+    column, a dash for missing values, long lists wrapped, and a sideways-scrolling container."""
+    frame = pd.DataFrame({"edges": [43.0, 7.0], "share": [0.927083, 1.0], "auc": [1.0, float("nan")],
+                          "nodes": [["a0.h1", "m0"], ["m0"]], "lift": [-0.004, 1.23456]})
+    table = format_table(frame, percent=["share"])
+    assert table.frame.to_dict("list") == {"edges": ["43", "7"], "share": ["93%", "100%"], "auc": ["1.00", "–"],
+                                           "nodes": ["a0.h1, m0", "m0"], "lift": ["0.00", "1.23"]}
+    html = table._repr_html_()
+    assert "overflow-x: auto" in html and "<th>0</th>" not in html and ">1</th>" not in html
+    assert "1,638,400" in repr(format_table(pd.DataFrame({"tokens": [1638400]})))
+    named = format_table(frame.set_index(pd.Index(["numerals", "months"], name="task")))
+    assert "numerals" in named._repr_html_()
+    assert (count(1, "node"), count(3, "node"), count(2, "planted model")) == ("1 node", "3 nodes", "2 planted models")

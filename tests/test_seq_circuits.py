@@ -256,7 +256,8 @@ def test_node_circuit_result_and_knockout_table():
     r = sc.NodeCircuitResult("numerals", ["a0.h1", "m0"], 8, full=4.0, score=3.0, heldout_full=5.0, heldout_score=4.5,
                              n_components=6)
     assert (r.size, r.percent, r.heldout_percent) == (2, 75.0, 90.0)
-    assert sc.circuit_table({"numerals": r}).loc["numerals", "nodes"] == "a0.h1 m0"
+    row = sc.circuit_table({"numerals": r}).loc["numerals"]
+    assert (row["circuit"], row["nodes kept"], row["% kept"]) == ("a0.h1, m0", "2 of 6", 75.0)
     from shared.engine.ablation import KnockoutResult
 
     table = sc.knockout_table({"t": KnockoutResult(["a0.h0", "m0"], torch.tensor([3.0, 1.0]), 4.0, "mean")})

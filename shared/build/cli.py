@@ -32,7 +32,7 @@ import yaml
 
 from shared.build import layout as places
 from shared.build.browser import check_pages
-from shared.build.execute import execute, figures_intact
+from shared.build.execute import cell_timeout, execute, figures_intact
 from shared.build.html import render_html
 from shared.build.keys import build_key, changed_parts, key_parts, stale_pages, stored_metadata
 from shared.build.twins import sync_pair
@@ -88,6 +88,7 @@ def run(plans: list[tuple[ChapterEntry, dict]], force: bool = False) -> None:
     """Execute the chapters whose build key changed (all with ``force``), printing why and how long."""
     layout = places.LAYOUT
     total = time.time()
+    timeouts = {ch.name: cell_timeout(ch) for ch, _ in plans}  # a bad setting stops the build before it runs
     for ch, _ in plans:  # every twin first: an edit that cannot be synced stops the build before it runs
         synced = sync_pair(ch.notebook)
         if synced:
@@ -113,7 +114,7 @@ def run(plans: list[tuple[ChapterEntry, dict]], force: bool = False) -> None:
         else:
             reason = "changed: " + (", ".join(changed_parts(old, parts)) or "build key")
         print(f"{tag}: executing ({reason}) with {params} ...", flush=True)
-        seconds = execute(ch, params, output, key, parts=parts, figures=figures)
+        seconds = execute(ch, params, output, key, parts=parts, figures=figures, timeout=timeouts[ch.name])
         print(f"{tag}: executed in {seconds:.1f} s", flush=True)
     print(f"notebooks done in {time.time() - total:.1f} s")
 
@@ -123,9 +124,9 @@ def refuse_stale() -> None:
     stale = stale_pages(registry().values(), places.LAYOUT)
     if stale:
         names = ", ".join(f"{name} ({why})" for name, why in stale.items())
-        rebuild = " ".join(f"--chapter {name}" for name in stale)
+        rebuild = " ".join(f"--chapter {name}" for name in stale) if len(stale) <= 3 else "(the whole book)"
         raise BuildError(f"Not rendering the HTML: {len(stale)} executed chapter(s) no longer match their sources, "
-                         f"{names}; run python -m shared.build {rebuild} (or the whole book).")
+                         f"{names}; run python -m shared.build {rebuild}.")
 
 
 def check(names: Optional[list[str]]) -> int:

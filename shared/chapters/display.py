@@ -78,10 +78,6 @@ class Table:
     def __repr__(self) -> str:
         return self.frame.to_string(index=self.show_index)
 
-    def text(self) -> str:
-        """The table as plain text (what Jupyter prints without HTML)."""
-        return repr(self)
-
 
 def format_table(frame: pd.DataFrame, digits: "int | Mapping[str, int]" = 2, percent: Collection[str] = (),
                  percent_digits: int = 0, integers: Collection[str] = (), index: Optional[bool] = None) -> Table:

@@ -219,13 +219,9 @@ class GTPrompt:
 def gt_prompts(template: str, n_prompts: int = 40, seed: int = 0) -> list[GTPrompt]:
     """Prompts of a greater-than template with centuries 12..19 and start digits 02..97 (seeded)."""
     spec, rng = _template(GT_TEMPLATES, "greater-than template", template, f"{seed}-gt-{template}")
-    out = []
-    for _ in range(n_prompts):
-        century, yy = rng.randint(12, 19), rng.randint(2, 97)
-        text = spec.text.format(NOUN=rng.choice(GT_NOUNS), START=f"{century}{yy:02d}",
-                                CENTURY=century)
-        out.append(GTPrompt(template, text, century, yy))
-    return out
+    draws = [(rng.randint(12, 19), rng.randint(2, 97), rng.choice(GT_NOUNS)) for _ in range(n_prompts)]
+    return [GTPrompt(template, spec.text.format(NOUN=noun, START=f"{century}{yy:02d}", CENTURY=century), century, yy)
+            for century, yy, noun in draws]
 
 
 # ------------------------------------------------------------------------------- held-out scan

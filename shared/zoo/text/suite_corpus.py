@@ -24,6 +24,7 @@ numeral ``" 1"``..``" 100"``, pair ``"00"``..``"99"``, task member, name, place 
 from __future__ import annotations
 
 import random
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -302,6 +303,7 @@ def _training_text(n_docs: int, seed: int) -> list[str]:
     return [document(rng) for _ in range(n_docs)] + [glossary] * 300 + [years] * 20
 
 
+@lru_cache(maxsize=4)
 def suite_tokenizer(vocab_size: int = 2048, n_docs: int = 30_000, seed: int = 0) -> Any:
     """The suite's cached ``PreTrainedTokenizerFast`` (``<|endoftext|>`` is BOS, EOS and padding)."""
     key = dict(kind="suite-bpe", vocab_size=vocab_size, n_docs=n_docs, seed=seed, mix=DEFAULT_MIX, version=1)
