@@ -36,6 +36,7 @@ from shared.analysis.ov import ov_score_table
 from shared.analysis.roles import head_role_table
 from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters import sequences as sc
+from shared.plots import sequences as plots
 from shared.tasks.sequences import ordinal_lists
 
 ch = open_chapter("seq_findings", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
@@ -70,6 +71,7 @@ attn = {t: head_role_table(model, d.tokens, d.member_pos, d.end_pos, heads_used)
 
 # %%
 sc.show_circuit_table(circuits)
+plots.circuit_membership(sets, order, title=f"{model_name}: the nodes of each task's circuit", name="membership")
 
 # %%
 roles = pd.DataFrame(index=union)

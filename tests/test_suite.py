@@ -23,12 +23,19 @@ def tokenizer():
 
 
 def stream_hits(tokenizer, recipe, n_ctx):
-    """Held-out phrases found in every document of every training step and validation batch."""
+    """Held-out phrases in the documents of every training step and validation batch, and in the
+    decoded rows of repeated random tokens."""
     hits = []
+    rows = recipe["batch_size"]
     steps = list(range(recipe["steps"])) + [suite.VALIDATION_OFFSET + i for i in range(recipe["val_batches"])]
     for step in steps:
-        docs, _ = suite_corpus.step_documents(tokenizer, step, recipe["batch_size"] * n_ctx, recipe["data_seed"],
+        repeated = suite_corpus.repeated_rows(step, rows, recipe["data_seed"], recipe["random_share"])
+        docs, _ = suite_corpus.step_documents(tokenizer, step, (rows - len(repeated)) * n_ctx, recipe["data_seed"],
                                               recipe["mix"])
+        if repeated:
+            batch = suite_corpus.step_batch(tokenizer, step, rows, n_ctx, recipe["data_seed"], recipe["mix"],
+                                            recipe["random_share"])
+            docs += [tokenizer.decode(batch[r]) for r in repeated]
         hits += [(step, *hit) for hit in heldout.find_heldout(["\n".join(docs)])]
     return hits
 

@@ -39,7 +39,7 @@ from shared.zoo.text import suite_words as W
 
 SPECIAL = "<|endoftext|>"
 KINDS = ("sequence", "story", "years", "prose", "repeat")
-DEFAULT_MIX = {"sequence": 0.3, "story": 0.25, "years": 0.15, "prose": 0.12, "repeat": 0.18}
+DEFAULT_MIX = {"sequence": 0.3, "story": 0.28, "years": 0.15, "prose": 0.15, "repeat": 0.12}
 SEQ_WEIGHTS = {"numerals": 3.0, "number_words": 1.5, "months": 1.5, "days": 1.5, "letters": 1.5,
                "plus2": 0.4, "plus3": 0.3, "decreasing": 0.4}
 _HELDOUT = tuple(distinctive_phrases())
@@ -248,14 +248,15 @@ def _random_string(rng: random.Random) -> str:
 
 
 def _repeat(rng: random.Random) -> str:
-    k = rng.randint(4, 24)
+    k = rng.randint(3, 12)
     pool = rng.choice(["words", "strings", "mixed"])
     items = [rng.choice(_FRAME_WORDS + W.NAMES) if pool == "words" or (pool == "mixed" and rng.random() < 0.5)
              else _random_string(rng) for _ in range(k)]
     span = " ".join(items)
     label = rng.choice(["Code", "Password", "Note", "List", "Say", "Copy", "Key"])
     middle = " " + _prose_sentence(rng) + " " if rng.random() < 0.4 else " "
-    return f"{label}: {span}.{middle}{rng.choice(['Again', 'Once more', 'Repeat', label])}: {span}."
+    copies = [f"{rng.choice(['Again', 'Once more', 'Repeat', label])}: {span}." for _ in range(rng.randint(1, 2))]
+    return f"{label}: {span}.{middle}" + " ".join(copies)
 
 
 _MAKERS = {"sequence": _sequence, "story": _story, "years": _years, "prose": _prose, "repeat": _repeat}
@@ -283,11 +284,39 @@ def step_documents(tokenizer: Any, step: int, n_tokens: int, seed: int = 0,
     return docs, np.asarray(ids, dtype=np.int64)
 
 
+@lru_cache(maxsize=4)
+def word_tokens(tokenizer: Any) -> np.ndarray:
+    """Ids of the tokens that are letters or digits (with or without a leading space): the pool of
+    the repeated random rows, so that no punctuation of a held-out form can arise there."""
+    words = [i for i in range(len(tokenizer)) if tokenizer.decode([i]).strip().isalnum()]
+    return np.asarray(words, dtype=np.int64)
+
+
+def repeated_rows(step: int, rows: int, seed: int = 0, share: float = 0.0) -> list[int]:
+    """Which rows of step ``step`` hold repeated random tokens instead of text (a share ``share``)."""
+    rng = random.Random(f"suite-repeats-{seed}-{step}")
+    return [r for r in range(rows) if rng.random() < share]
+
+
 def step_batch(tokenizer: Any, step: int, rows: int, n_ctx: int, seed: int = 0,
-               mix: dict[str, float] = DEFAULT_MIX) -> torch.Tensor:
-    """The ``[rows, n_ctx]`` token batch of ``step``: its documents packed back to back."""
-    _, ids = step_documents(tokenizer, step, rows * n_ctx, seed, mix)
-    return torch.from_numpy(ids[:rows * n_ctx].reshape(rows, n_ctx).copy())
+               mix: dict[str, float] = DEFAULT_MIX, random_share: float = 0.0) -> torch.Tensor:
+    """The ``[rows, n_ctx]`` token batch of ``step``: its documents packed back to back, except the rows
+    of :func:`repeated_rows`, which are BOS and a span of 8 to 48 random word tokens (:func:`word_tokens`)
+    repeated to the end of the row (copying pays off there and nowhere else: induction)."""
+    repeated = repeated_rows(step, rows, seed, random_share)
+    n_text = rows - len(repeated)
+    _, ids = step_documents(tokenizer, step, n_text * n_ctx, seed, mix)
+    text = iter(ids[:n_text * n_ctx].reshape(n_text, n_ctx))
+    rng = np.random.default_rng([seed, step, 7])
+    out = np.empty((rows, n_ctx), dtype=np.int64)
+    for row in range(rows):
+        if row in repeated:
+            pool = word_tokens(tokenizer)
+            span = pool[rng.integers(0, len(pool), size=int(rng.integers(8, 49)))]
+            out[row] = np.concatenate([[tokenizer.bos_token_id], np.tile(span, n_ctx // len(span) + 1)])[:n_ctx]
+        else:
+            out[row] = next(text)
+    return torch.from_numpy(out)
 
 
 def required_tokens() -> list[str]:
@@ -337,5 +366,5 @@ def _wrap(path: Path) -> Any:
                                    **specials)
 
 
-__all__ = ["DEFAULT_MIX", "KINDS", "SEQ_WEIGHTS", "SPECIAL", "document", "required_tokens", "step_batch",
-           "step_documents", "suite_tokenizer"]
+__all__ = ["DEFAULT_MIX", "KINDS", "SEQ_WEIGHTS", "SPECIAL", "document", "repeated_rows", "required_tokens",
+           "step_batch", "step_documents", "suite_tokenizer", "word_tokens"]
