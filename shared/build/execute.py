@@ -231,7 +231,7 @@ def execute(chapter: ChapterEntry, params: dict[str, Any], output: Path, key: st
         if figures is not None:
             done.metadata["circuits_book"]["figures"] = exported_figures(figures)
         output.parent.mkdir(parents=True, exist_ok=True)
-        tmp_out = output.with_suffix(".ipynb.tmp")
+        tmp_out = output.with_suffix(f".ipynb.{os.getpid()}.tmp")  # two builds at once never share it
         nbformat.write(done, tmp_out)
         tmp_out.replace(output)
     for stale in (failed, failed.with_suffix(".kernel.log")):
