@@ -86,8 +86,10 @@ def _tokenizer(recipe: dict[str, Any]) -> Any:
 def batches(tokenizer: Any, recipe: dict[str, Any], n_ctx: int):
     """``batch(step) -> (tokens, None)`` of the recipe's stream, as :func:`train_loop` expects."""
     def batch(step: int) -> tuple[torch.Tensor, None]:
+        share = recipe.get("random_share_early", recipe["random_share"]) if step < recipe.get("early_steps", 0) \
+            else recipe["random_share"]
         return step_batch(tokenizer, step, recipe["batch_size"], n_ctx, recipe["data_seed"], recipe["mix"],
-                          recipe["random_share"]), None
+                          share), None
     return batch
 
 
