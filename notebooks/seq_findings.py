@@ -22,7 +22,8 @@ if "google.colab" in sys.modules:
     get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
-model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+model_name = "suite-l-s0"  # a local model (see the models page) or a pretrained name such as "gpt2-small"
+compare_with = ["seq-lm"]  # models the book used before, summarised beside this one
 task_names = ["numerals", "number_words", "months"]
 n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 threshold = 0.8         # node circuits keep this share of the logit difference
@@ -37,10 +38,12 @@ from shared.analysis.roles import head_role_table
 from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters import sequences as sc
 from shared.plots import sequences as plots
+from shared.tasks import abilities
 from shared.tasks.sequences import ordinal_lists
+from shared.zoo.registry import load_model
 
-ch = open_chapter("seq_findings", model_name=model_name, task_names=task_names, n_prompts=n_prompts,
-                  threshold=threshold, seed=seed)
+ch = open_chapter("seq_findings", model_name=model_name, compare_with=compare_with, task_names=task_names,
+                  n_prompts=n_prompts, threshold=threshold, seed=seed)
 model = ch.model
 
 # %% [markdown]
@@ -117,6 +120,42 @@ say(f"**Successor head.** The head whose OV circuit best maps members to their s
 switches = {t: r.switch_stage() for t, r in lens.items()}
 say("**Logit lens.** Decoding the residual stream at the last position, the prediction switches to the answer "
     + ", ".join(f"{stage_phrase(s)} for {t}" for t, s in switches.items()) + ".")
+
+# %% [markdown]
+# ## What changed with the model
+#
+# The sequence chapters first ran on `seq-lm`, a model trained on text whose sequence clauses
+# mostly shared one shape. They now run on the model suite, whose training text never contains
+# the book's among-words template nor nine other surface forms of the same tasks. For each model
+# in `compare_with` the same measurements are repeated here: accuracy on the book's templates and
+# on the held-out forms (as in the data chapter), node-circuit size per task and the best OV
+# successor head.
+
+# %%
+def model_summary(name: str, bridge) -> dict:
+    forms = abilities.form_table(abilities.sequence_accuracy(bridge, n_prompts=20, seed=seed + 2000))
+    book = forms.index.isin(["bare", "among_words"])
+    nodes = sc.node_circuits(bridge, task_names, n_prompts, threshold, seed, progress=False) if name != model_name \
+        else circuits
+    scores = ov if name == model_name else ov_score_table(bridge, ordinal_lists(bridge, task_names))
+    row = {"among-words": forms.loc["among_words", "mean"], "bare list": forms.loc["bare", "mean"],
+           "other forms (held out)": forms.loc[~book, "mean"].mean()}
+    row.update({f"nodes, {t}": f"{c.size} of {c.n_components}" for t, c in nodes.items()})
+    row["best successor head"] = f"{scores.successor_mean.idxmax()} ({scores.successor_mean.max():.2f})"
+    return row
+
+
+changes = pd.DataFrame({n: model_summary(n, b) for n, b in [(model_name, model)]
+                        + [(n, load_model(n)) for n in compare_with]}).T
+show_table(changes, percent=["among-words", "bare list", "other forms (held out)"])
+if compare_with:
+    old, new = changes.loc[compare_with[0]], changes.loc[model_name]
+    say(f"**What changed.** `{compare_with[0]}` answered {old['among-words']:.0%} of among-words prompts but only "
+        f"{old['other forms (held out)']:.0%} in the other surface forms; `{model_name}` answers "
+        f"{new['among-words']:.0%} and {new['other forms (held out)']:.0%}. Its circuits keep "
+        + ", ".join(f"{new['nodes, ' + t]} nodes for {t}" for t in task_names)
+        + f" (against {', '.join(old['nodes, ' + t] for t in task_names)}), and its best successor head is "
+          f"{new['best successor head']} (against {old['best successor head']}).")
 
 # %% [markdown]
 # ## Reading the summary

@@ -24,7 +24,7 @@ if "google.colab" in sys.modules:
     get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
-model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+model_name = "suite-l-s0"  # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]
 n_prompts = 48          # prompts per task (only prompts the model answers correctly are kept)
 seed = 0

@@ -24,7 +24,7 @@ if "google.colab" in sys.modules:
     get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
-model_name = "seq-lm"   # a local model (see the models page) or a pretrained name such as "gpt2-small"
+model_name = "suite-l-s0"  # a local model (see the models page) or a pretrained name such as "gpt2-small"
 task_names = ["numerals", "number_words", "months"]  # their ordinal token lists are scored
 top_k = 5               # a hit is the target token among the k highest logits of the whole vocabulary
 successor_cutoff = 0.5  # heads with at least this mean successor score are called successor heads

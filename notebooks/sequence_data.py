@@ -23,7 +23,8 @@ if "google.colab" in sys.modules:
     get_ipython().run_line_magic("pip", "install -q git+https://github.com/circuits-book/circuits-book")  # noqa: F821
 
 # %% tags=["parameters"]
-model_name = "seq-lm"
+model_name = "suite-l-s0"
+compare_with = ["seq-lm"]  # other models whose held-out forms are scored beside this one
 task_names = ["numerals", "number_words", "months", "days", "letters", "plus2", "plus3", "decreasing",
               "fibonacci"]
 n_members = 4
@@ -36,14 +37,17 @@ seed = 0
 import pandas as pd
 from shared.analysis.text import token_strings
 from shared.chapters import open_chapter, say, show_table
+from shared.plots import figures
 from shared.plots import sequences as plots
+from shared.tasks import abilities, heldout
 from shared.tasks import sequences as tasks
 from shared.tasks import tokens
-from shared.zoo.registry import local_models, model_metrics
+from shared.zoo.registry import load_model, local_models, model_metrics
+from shared.zoo.suite import suite_names
 from shared.zoo.seq_lm import is_trained
 from shared.zoo.text.seq_tokenizers import seq_tokenizer
 
-ch = open_chapter("sequence_data", model_name=model_name, task_names=task_names, n_members=n_members,
+ch = open_chapter("sequence_data", model_name=model_name, compare_with=compare_with, task_names=task_names, n_members=n_members,
                   n_prompts=n_prompts, lengths=lengths, min_margin=min_margin, seed=seed)
 model = ch.model
 
@@ -150,6 +154,50 @@ say("On held-out among-words prompts the model is right on "
       f"{summary['accuracy']['bare'].min():.0%} to {summary['accuracy']['bare'].max():.0%}.")
 
 # %% [markdown]
+# ## Beyond the book's two templates
+#
+# A model that continues sequences only in the shape it was trained on has learned a template,
+# not a sequence. So besides the book's two templates we score nine other surface forms of the
+# same five tasks (a shelf inventory, diary dates, train platforms, tickets, chapters, arrows, a
+# bulleted list, voting rounds, a relay race), written before the model suite was trained and
+# kept out of its training text: a test scans every training batch for each form's distinctive
+# phrases and fails if one occurs. The among-words template is held out the same way (through
+# its verb); only the bare list is in the training text. Each form gets its own row; the models
+# in `compare_with` are scored on the same prompts.
+
+# %%
+form_tasks = [t for t in task_names if t in heldout.SEQ_TASKS] or list(heldout.SEQ_TASKS)  # the five the forms cover
+form_tables = {name: abilities.form_table(abilities.sequence_accuracy(
+    m, tasks=form_tasks, n_members=n_members, n_prompts=min(n_prompts, 40), seed=seed + 2000))
+    for name, m in [(model_name, model)] + [(n, load_model(n)) for n in compare_with]}
+forms_shown = form_tables[model_name].copy()
+forms_shown["held_out"] = forms_shown.held_out.map({True: "yes", False: "no"})
+forms_shown.insert(0, "kind", ["book template" if f in heldout.BOOK_TEMPLATES else "other form"
+                               for f in forms_shown.index])
+show_table(forms_shown.rename(columns={"held_out": "held out"}), percent=form_tasks + ["mean"])
+
+# %%
+labels = [f + (" (book)" if f in heldout.BOOK_TEMPLATES else "") for f in form_tables[model_name].index]
+figures.bars(labels, {name: table["mean"].tolist() for name, table in form_tables.items()},
+             ylabel="top-1 accuracy, mean over tasks", title="Accuracy per surface form", name="surface_forms")
+
+# %%
+def held_out_mean(table: pd.DataFrame) -> float:
+    return float(table.loc[~table.index.isin(heldout.BOOK_TEMPLATES), "mean"].mean())
+
+
+mine = form_tables[model_name]
+other_forms = mine.loc[~mine.index.isin(heldout.BOOK_TEMPLATES), "mean"]
+origin = ("held out from its training text by construction" if model_name in suite_names()
+          else "not known to be absent from its training data")
+say(f"`{model_name}` averages **{held_out_mean(mine):.0%}** top-1 over the {len(other_forms)} other surface forms "
+    f"({origin}), from {other_forms.min():.0%} ({other_forms.idxmin()}) to {other_forms.max():.0%} "
+    f"({other_forms.idxmax()}), against {mine.loc['among_words', 'mean']:.0%} on among-words and "
+    f"{mine.loc['bare', 'mean']:.0%} on bare lists."
+    + "".join(f" `{n}` averages {held_out_mean(t):.0%} on the other forms and {t.loc['among_words', 'mean']:.0%} "
+              f"on among-words." for n, t in form_tables.items() if n != model_name))
+
+# %% [markdown]
 # ## Where in the sequence, and how many members
 #
 # Accuracy may depend on where the sequence sits in its list (late numerals are rarer in text)
@@ -203,12 +251,12 @@ say(f"Filtering keeps **{len(kept)} of {len(pool)}** among-words prompts; the sh
 # %% [markdown]
 # ## What the training recorded
 #
-# A locally trained model stores its own held-out evaluation (drawn with a seed no chapter uses).
-# Where it has been trained, the same model trained with the digit-splitting tokenizer
-# (`seq-lm-digits`, numbers scored by teacher forcing over their digits) is shown beside it.
+# A locally trained model stores its own training record: for the model suite the tokens seen and
+# the validation loss at every checkpoint; for the older `seq-lm` models an evaluation on
+# among-words prompts drawn with a seed no chapter uses.
 
 # %%
-if model_name in local_models():
+if model_name in local_models() and "held_out" in model_metrics(model_name):
     metrics = model_metrics(model_name)
     say(f"`{model_name}` saw {metrics['tokens_seen']:,} training tokens in {metrics['train_seconds'] / 60:.1f} "
         f"minutes; its loss on held-out standard-library code is {metrics['validation_code_loss']:.2f} nats. "
@@ -221,6 +269,12 @@ if model_name in local_models():
                                                names=["template", "task"])
     show_table(recorded.rename(columns={"logit_diff": "logit diff."}),
                percent=[c for c in recorded.columns if c[1] == "accuracy"])
+elif model_name in local_models():
+    metrics = model_metrics(model_name)
+    say(f"`{model_name}` saw {metrics['tokens_seen']:,} training tokens in {metrics['steps']:,} steps "
+        f"({metrics['train_seconds'] / 60:.1f} minutes); its validation loss fell from "
+        f"{metrics['checkpoints'][0]['val_loss']:.2f} to {metrics['final_val_loss']:.2f} nats over "
+        f"{len(metrics['checkpoints'])} saved checkpoints.")
 else:
     say(f"`{model_name}` is a pretrained model; it has no training record here.")
 
@@ -228,6 +282,8 @@ else:
 # ## What this means
 #
 # The prompts are built from structured fields, tokenize with members at known positions, and
-# corrupt without touching anything but the members. The accuracy table above says which tasks
-# the model has learned to continue in a template it never saw in training; the circuit chapters
-# that follow analyse only those tasks, and only the prompts kept by the filter.
+# corrupt without touching anything but the members. The accuracy tables above say which tasks
+# the model continues in the book's templates and whether it does so in surface forms it never
+# read; only the second is evidence of a mechanism for sequences rather than for one template.
+# The circuit chapters that follow analyse the among-words template, on the prompts kept by the
+# filter.

@@ -230,7 +230,7 @@ def test_build_key_follows_the_import_graph(tmp_path):
 def test_key_parts_name_models_and_packages():
     chapter = load_registry()["seq_knockouts"]
     params = chapter.parameters("local")
-    assert keys.model_names(params) == ["seq-lm"]
+    assert keys.model_names(params) == ["suite-l-s0"]
     assert keys.model_names({"model_name": "gpt2-small", "compare_with": ["seq-lm"], "models": ["induction"]}) \
         == ["seq-lm"]
     assert set(keys.package_versions()) == {"torch", "transformer-lens"}

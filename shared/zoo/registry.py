@@ -28,6 +28,7 @@ ZOO_MODULES: tuple[str, ...] = (
     "shared.zoo.attn_only",
     "shared.zoo.lists",
     "shared.zoo.seq_lm",
+    "shared.zoo.suite",
 )
 
 # Friendly names for pretrained hub models used in the papers the book follows.
@@ -42,7 +43,48 @@ PRETRAINED: dict[str, str] = {
     "llama-2-7b": "meta-llama/Llama-2-7b-hf",
     "attn-only-1l-pretrained": "NeelNanda/Attn_Only_1L512W_C4_Code",
     "attn-only-2l-pretrained": "NeelNanda/Attn_Only_2L512W_C4_Code",
+    "pythia-70m-seed1": "EleutherAI/pythia-70m-seed1",
+    "pythia-160m-seed1": "EleutherAI/pythia-160m-seed1",
 }
+
+# ------------------------------------------------- pretrained counterparts of the local suite
+# The `paper` profile runs the chapters built on the local suite (shared/zoo/suite.py) on Pythia
+# models of the same rank. Given one of these Pythia names, `step=` counts steps of the local suite's
+# schedule and loads the Pythia revision at the same fraction of training (nearest saved one);
+# `revision=` still names a Pythia revision directly. Pythia's seed variants change both the initial
+# weights and the data order (the suite's seeds change only the weights).
+SUITE_PRETRAINED: dict[str, str] = {
+    "suite-s-s0": "pythia-70m", "suite-s-s1": "pythia-70m-seed1",
+    "suite-m-s0": "pythia-160m", "suite-m-s1": "pythia-160m-seed1",
+    "suite-l-s0": "pythia-410m",
+}
+# Pythia's saved revisions: step0, powers of two up to 512, then every 1000 steps to the end.
+PYTHIA_STEPS: tuple[int, ...] = (0,) + tuple(2 ** k for k in range(10)) + tuple(range(1000, 143_001, 1000))
+
+
+def pythia_revision(step: int, total: int) -> str:
+    """The Pythia revision nearest to ``step / total`` of its training, e.g. ``"step18000"``."""
+    target = step / total * PYTHIA_STEPS[-1]
+    return f"step{min(PYTHIA_STEPS, key=lambda s: (abs(s - target), s))}"
+
+
+def _counterpart_revision(name: str, step: Optional[int], revision: Optional[str]) -> Optional[str]:
+    """``revision`` for a pretrained ``name``, or the one ``step`` maps to for a suite counterpart."""
+    if step is None:
+        return revision
+    suites = [suite for suite, pretrained in SUITE_PRETRAINED.items() if pretrained == name]
+    if not suites:
+        raise ParameterError(f"step= applies to local models and to the suite's pretrained counterparts "
+                             f"({', '.join(sorted(set(SUITE_PRETRAINED.values())))}); for {name!r} pass "
+                             f"revision='stepN' instead.")
+    if revision is not None:
+        raise ParameterError(f"Give step= or revision= for {name!r}, not both.")
+    total = local_models()[suites[0]].recipe["steps"]
+    if not 0 <= step <= total:
+        raise ParameterError(f"step counts the local suite's training steps (0 to {total}) for {name!r}; "
+                             f"got {step}.")
+    return pythia_revision(step, total)
+# ------------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -52,10 +94,11 @@ class Checkpoints:
     folder: Path
     bridge: Any
     saved: list[int] = field(default_factory=list)
+    dtype: Optional[torch.dtype] = None  # e.g. torch.float16: files half the size (training stays float32)
 
     def save(self, step: int) -> None:
         (self.folder / "steps").mkdir(exist_ok=True)
-        save_file(_weights(self.bridge), str(self.folder / "steps" / f"step_{step:07d}.safetensors"))
+        save_file(_weights(self.bridge, self.dtype), str(self.folder / "steps" / f"step_{step:07d}.safetensors"))
         self.saved.append(step)
 
 
@@ -75,6 +118,7 @@ class LocalModel:
     trainer: Callable[[Any, dict[str, Any], Checkpoints], dict[str, Any]]
     tokenizer: Optional[Callable[[dict[str, Any]], Any]] = None
     version: int = 1  # bump when the trainer's code changes meaningfully
+    save_dtype: Optional[torch.dtype] = None  # dtype of the saved files (None: as trained)
 
 
 _LOCAL: dict[str, LocalModel] = {}
@@ -100,14 +144,16 @@ def local_models() -> dict[str, LocalModel]:
     return _LOCAL
 
 
-def _weights(bridge: Any) -> dict[str, torch.Tensor]:
-    """The model's tensors, each stored once (the bridge names some tensors several times)."""
+def _weights(bridge: Any, dtype: Optional[torch.dtype] = None) -> dict[str, torch.Tensor]:
+    """The model's tensors (cast to ``dtype`` if given), each stored once (the bridge names some
+    tensors several times)."""
     seen: set[int] = set()
     out = {}
     for key, value in bridge.original_model.state_dict().items():
         if value.data_ptr() not in seen:
             seen.add(value.data_ptr())
-            out[key] = value.detach().contiguous().clone()
+            cast = dtype is not None and value.is_floating_point()
+            out[key] = (value.detach().to(dtype) if cast else value.detach()).contiguous().clone()
     return out
 
 
@@ -186,9 +232,9 @@ def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[P
         torch.manual_seed(int(recipe.get("seed", config.get("seed", 0))))
         bridge = boot_native(config, tokenizer=tokenizer)
         start = time.time()
-        metrics = spec.trainer(bridge, recipe, Checkpoints(tmp, bridge))
+        metrics = spec.trainer(bridge, recipe, Checkpoints(tmp, bridge, dtype=spec.save_dtype))
         metrics["train_seconds"] = round(time.time() - start, 1)
-        save_file(_weights(bridge), str(tmp / "model.safetensors"))
+        save_file(_weights(bridge, spec.save_dtype), str(tmp / "model.safetensors"))
         (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
 
@@ -252,6 +298,7 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
         return bridge
     if name in PRETRAINED or "/" in name:
         hub_id = PRETRAINED.get(name, name)
+        revision = _counterpart_revision(name, step, revision)
         bridge = _boot_hf(hub_id, device=device, revision=revision, ungroup_kv=ungroup_kv)
         _label(bridge, name, f"pretrained {hub_id!r}" + (f" at revision {revision}" if revision else "")
                + _ungrouped_note(bridge))
@@ -343,12 +390,4 @@ def describe(bridge: Any) -> str:
     return f"{getattr(bridge, 'book_model_description', getattr(cfg, 'model_name', '?'))} — {shape}"
 
 
-__all__ = [
-    "Checkpoints", "LocalModel", "PRETRAINED", "boot_native", "check_model_name", "checkpoint_steps",
-    "config_key",
-    "describe", "load_model", "local_model_dir", "local_models", "model_metrics",
-    "register_local_model", "ungroup_kv_heads",
-]
-
-
-__all__ = ["PRETRAINED", "ZOO_MODULES", "Checkpoints", "LocalModel", "boot_native", "check_model_name", "checkpoint_steps", "describe", "load_model", "local_model_dir", "local_models", "model_metrics", "register_local_model", "ungroup_kv_heads"]
+__all__ = ["PRETRAINED", "PYTHIA_STEPS", "SUITE_PRETRAINED", "ZOO_MODULES", "Checkpoints", "LocalModel", "boot_native", "check_model_name", "checkpoint_steps", "describe", "load_model", "local_model_dir", "local_models", "model_metrics", "pythia_revision", "register_local_model", "ungroup_kv_heads"]

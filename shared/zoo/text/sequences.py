@@ -4,8 +4,13 @@ Each passage strings together a few sequences (any task family, 3–8 members, r
 formats that differ from the evaluation templates of :mod:`shared.tasks.sequences`: comma lists, "then"
 chains, clauses headed by arbitrary words with *other* verbs ("Tom paid on 4; Kite paid on 5;
 ..."), "word: member" rows, labelled rows. The evaluation verb ``"done in"`` (indeed the word
-"done") and the evaluation filler nouns never appear in these passages, so accuracy on the
-evaluation templates measures generalisation rather than memorised strings.
+"done") and the evaluation filler nouns never appear in these passages. That is not enough to
+make accuracy on the evaluation template a measure of generalisation: the model trained on this
+text (``seq-lm``) answers the among-words template because it ends like its commonest clause (a
+one-token word, a verb with in/at/on/to, then the member), and fails most other surface forms of
+the same tasks (measured in the ``sequence_data`` and ``seq_findings`` chapters). The book's
+sequence chapters therefore run on the model suite (:mod:`shared.zoo.suite`), whose corpus holds
+out whole surface forms.
 """
 from __future__ import annotations
 

@@ -1,0 +1,173 @@
+"""The local model suite: held-out forms never in training, shipped checkpoints, reproducible start, Pythia map."""
+from __future__ import annotations
+
+import json
+
+import huggingface_hub.constants
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from shared.errors import ModelUnavailableError, ParameterError
+from shared.tasks import heldout
+from shared.tasks.greater_than import gt_items
+from shared.tasks.ioi import ioi_items
+from shared.tasks.tokens import encode_text
+from shared.zoo import suite, suite_report
+from shared.zoo.registry import (PYTHIA_STEPS, SUITE_PRETRAINED, Checkpoints, boot_native, checkpoint_steps,
+                                 load_model, local_models, model_metrics, pythia_revision)
+from shared.zoo.text import suite_corpus
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return suite_corpus.suite_tokenizer()
+
+
+def stream_hits(tokenizer, recipe, n_ctx):
+    """Held-out phrases in the documents of every training step and validation batch, and in the
+    decoded rows of repeated random tokens."""
+    hits = []
+    rows = recipe["batch_size"]
+    steps = list(range(recipe["steps"])) + [suite.VALIDATION_OFFSET + i for i in range(recipe["val_batches"])]
+    for step in steps:
+        repeated = suite_corpus.repeated_rows(step, rows, recipe["data_seed"], recipe["random_share"])
+        docs, _ = suite_corpus.step_documents(tokenizer, step, (rows - len(repeated)) * n_ctx, recipe["data_seed"],
+                                              recipe["mix"])
+        if repeated:
+            batch = suite_corpus.step_batch(tokenizer, step, rows, n_ctx, recipe["data_seed"], recipe["mix"],
+                                            recipe["random_share"])
+            docs += [tokenizer.decode(batch[r]) for r in repeated]
+        hits += [(step, *hit) for hit in heldout.find_heldout(["\n".join(docs)])]
+    return hits
+
+
+# ------------------------------------------------------------------------------ held-out forms
+def test_enough_heldout_forms_and_each_phrase_is_in_its_prompts():
+    assert len(heldout.SEQ_FORMS) >= 8 and len(heldout.IOI_TEMPLATES) >= 10 and len(heldout.GT_TEMPLATES) >= 5
+    for phrase, owner in heldout.distinctive_phrases().items():
+        family, name = owner.split("/")
+        texts = {"seq": lambda: [p.text for p in heldout.seq_form_prompts(name, "letters", 4, 5)],
+                 "ioi": lambda: [p.text for p in ioi_items(name, 5)],
+                 "gt": lambda: [p.text for p in gt_items(name, 5)],
+                 "book": lambda: [" Van done in 1. Hat done in"]}[family]()
+        assert all(phrase in heldout.normalise(t) for t in texts), (phrase, texts[0])
+
+
+def test_heldout_prompts_are_single_token_answers_with_right_spans(tokenizer):
+    for form in heldout.SEQ_FORMS:
+        for p in heldout.seq_form_prompts(form, "months", 4, 3):
+            assert [p.text[a:b] for a, b in p.member_spans] == list(p.members)
+    for words, spaced in [(heldout.IOI_NAMES, True), ([f"{i:02d}" for i in range(100)], False)]:
+        assert all(len(encode_text(tokenizer, (" " if spaced else "") + w)[0]) == 1 for w in words)
+    prompt = gt_items("dragged", 1)[0]
+    ids, _ = encode_text(tokenizer, prompt.text)
+    assert tokenizer.convert_ids_to_tokens(ids[-1:]) == ["\u0120" + str(prompt.century)]
+
+
+def test_training_stream_never_contains_a_heldout_phrase(tokenizer):
+    spec = local_models()["suite-s-s0"]
+    assert all(local_models()[n].recipe["data_seed"] == spec.recipe["data_seed"] for n in suite.suite_names())
+    assert stream_hits(tokenizer, spec.recipe, spec.config["n_ctx"]) == []
+
+
+def test_scan_finds_a_planted_phrase(tokenizer, monkeypatch):
+    """With the generator's filter off and a maker that plants a held-out phrase, the scan reports it."""
+    assert heldout.find_heldout(["Tom and Ana. Ticket 4 WAS\npunched today."])[0][:2] == ("was punched", "seq/ticket")
+    monkeypatch.setattr(suite_corpus, "_HELDOUT", ())
+    monkeypatch.setitem(suite_corpus._MAKERS, "prose", lambda rng: "Later that evening the door opened.")
+    recipe = dict(local_models()["suite-s-s0"].recipe, steps=3, val_batches=0)
+    hits = stream_hits(tokenizer, recipe, 128)
+    planted = [h for h in hits if h[1] == "later that evening"]  # (other phrases leak too with the filter off)
+    assert {h[0] for h in planted} == {0, 1, 2}
+
+
+# ----------------------------------------------------------------------------- shipped models
+@pytest.mark.parametrize("name", suite.suite_names())
+def test_shipped_model_loads_at_every_checkpoint(name):
+    folder = suite.trained_folder(name)
+    assert folder is not None, f"{name} must ship trained in shared/checkpoints (tests never train it)"
+    spec = local_models()[name]
+    steps = checkpoint_steps(name)
+    assert steps == suite.checkpoint_schedule(spec.recipe["steps"], spec.recipe["linear_every"])
+    assert len(steps) >= 16 and steps[:4] == [0, 1, 2, 4] and steps[-1] == spec.recipe["steps"]
+    log = model_metrics(name)["checkpoints"]
+    assert [row["step"] for row in log] == steps
+    assert all(row["tokens"] == row["step"] * spec.recipe["batch_size"] * spec.config["n_ctx"] for row in log)
+    assert log[-1]["val_loss"] < log[0]["val_loss"] - 2 and all(row["train_loss"] for row in log[1:])
+    tokens = torch.tensor([[0, 5, 9, 30, 7]])
+    previous = None
+    for step in steps:
+        stored = load_file(str(folder / "steps" / f"step_{step:07d}.safetensors"))
+        assert all(t.dtype == torch.float16 for t in stored.values())
+        with torch.no_grad():
+            logits = load_model(name, step=step)(tokens)
+        assert torch.isfinite(logits).all() and (previous is None or not torch.equal(logits, previous))
+        previous = logits
+
+
+def test_shipped_suite_fits_the_size_budget():
+    folders = [suite.trained_folder(n) for n in suite.suite_names()]
+    assert None not in folders
+    total = sum(p.stat().st_size for f in folders for p in f.rglob("*") if p.is_file())
+    assert total <= 150 * 2 ** 20, f"{total / 2 ** 20:.1f} MiB"
+    small, large = (suite_report.non_embedding_params(load_model(n)) for n in ("suite-s-s0", "suite-l-s0"))
+    assert large >= 4 * small
+
+
+def test_missing_step_lists_the_saved_steps():
+    with pytest.raises(ParameterError, match=r"no checkpoint at step 3; saved steps are \[0, 1, 2, 4, 8"):
+        load_model("suite-s-s0", step=3)
+
+
+def test_short_retrain_reproduces_the_first_checkpoints(tmp_path):
+    """Eight steps of suite-s-s0 from its recipe give the shipped checkpoints 0-8: equal after rounding to
+    float16 up to one float16 step (|difference| <= 2e-3 * max(1, |w|)); bit-identical on the machine
+    and thread count that trained it."""
+    name = "suite-s-s0"
+    spec = local_models()[name]
+    torch.manual_seed(spec.recipe["seed"])
+    bridge = boot_native(spec.config, tokenizer=spec.tokenizer(spec.recipe))
+    record = suite.pretrain(bridge, spec.recipe, Checkpoints(tmp_path, bridge, dtype=torch.float16), steps=8)
+    assert [row["step"] for row in record["checkpoints"]] == [0, 1, 2, 4, 8]
+    shipped_log = model_metrics(name)["checkpoints"]
+    shipped = suite.trained_folder(name) / "steps"
+    for row, ref in zip(record["checkpoints"], shipped_log):
+        assert row["val_loss"] == pytest.approx(ref["val_loss"], abs=1e-3)
+        ours = load_file(str(tmp_path / "steps" / f"step_{row['step']:07d}.safetensors"))
+        theirs = load_file(str(shipped / f"step_{row['step']:07d}.safetensors"))
+        assert ours.keys() == theirs.keys()
+        for key in ours:
+            a, b = ours[key].float(), theirs[key].float()
+            assert ((a - b).abs() <= 2e-3 * b.abs().clamp_min(1)).all(), (row["step"], key)
+    with pytest.raises(ParameterError, match="within the warmup"):
+        suite.pretrain(bridge, spec.recipe, steps=spec.recipe["warmup"] + 1)
+
+
+def test_report_prints_every_ability_for_the_smallest_model(capsys):
+    assert suite_report.main(["--models", "suite-s-s0", "--n-prompts", "4"]) == 0
+    out = capsys.readouterr().out
+    for label in suite_report.LABELS.values():
+        assert label in out
+    for form in heldout.SEQ_FORMS:
+        assert f"\n   {form}" in out
+
+
+# ------------------------------------------------------------------------------- paper profile
+def test_suite_maps_to_pythia_by_rank_and_fraction_of_training():
+    assert SUITE_PRETRAINED["suite-s-s0"] == "pythia-70m" and SUITE_PRETRAINED["suite-l-s0"] == "pythia-410m"
+    total = local_models()["suite-m-s0"].recipe["steps"]
+    assert pythia_revision(0, total) == "step0" and pythia_revision(total, total) == f"step{PYTHIA_STEPS[-1]}"
+    assert pythia_revision(total // 4, total) == "step36000"  # a quarter of 143000 is 35750
+    assert pythia_revision(1, 1600) == "step64"  # 89 steps: nearest saved revision
+
+
+def test_pythia_counterpart_offline_fails_with_one_sentence(monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # the same with a network
+    with pytest.raises(ModelUnavailableError, match="cannot be downloaded here") as err:
+        load_model(SUITE_PRETRAINED["suite-m-s0"], step=400)
+    assert "\n" not in str(err.value)
+    with pytest.raises(ParameterError, match="counts the local suite's training steps"):
+        load_model("pythia-160m", step=10 ** 6)
+    with pytest.raises(ParameterError, match="revision='stepN'"):
+        load_model("gpt2-small", step=3)
