@@ -7,6 +7,10 @@ build's stderr) and with tqdm bars switched off. The terminal shows which cell i
 cell running longer than the chapter's ``cell_timeout`` (seconds, in ``notebooks/chapters.yml``;
 default :data:`DEFAULT_CELL_TIMEOUT`), a kernel that dies -- becomes one sentence naming the chapter
 and the cell, and the notebook as far as it ran is kept in ``_build/failed/<chapter>.ipynb``.
+
+A run of a chapter (:mod:`shared.build.runs`) other than its main one is kept apart in the same way:
+``<chapter>--<run>`` names its page, log, failed notebook and figure folder (its kernel exports into a
+staging folder, moved to ``figures/<chapter>--<run>/`` once the run succeeded).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from shared.build import layout as places
 from shared.build.clean import clean_notebook
 from shared.build.layout import BuildError, one_line
+from shared.build.runs import Run
 from shared.build.twins import read_source, sync_pair
 from shared.chapters.registry import ChapterEntry
 
@@ -141,32 +146,32 @@ def _badge(chapter: ChapterEntry) -> Any:
     return cell
 
 
-def _failure(chapter: ChapterEntry, tracker: CellTracker, err: BaseException, timeout: int, log: Path) -> str:
+def _failure(run: Run, tracker: CellTracker, err: BaseException, timeout: int, log: Path) -> str:
     """The sentence for a failed execution (the failed notebook and kernel log are already kept)."""
     layout = places.LAYOUT
-    failed, kept_log = layout.relative(layout.failed(chapter.name)), layout.relative(log)
-    where = tracker.where()
+    failed, kept_log = layout.relative(layout.failed(run.page)), layout.relative(log)
+    where, label = tracker.where(), run.label
     if isinstance(err, pm.PapermillExecutionError):
-        return (f"Chapter {chapter.name!r} failed {where} ({err.ename}: {one_line(err.evalue)}); "
+        return (f"Chapter {label} failed {where} ({err.ename}: {one_line(err.evalue)}); "
                 f"the failed notebook is {failed}.")
     if isinstance(err, CellTimeoutError):
-        return (f"Chapter {chapter.name!r} timed out {where}: no result after {timeout} s (its cell_timeout "
+        return (f"Chapter {label} timed out {where}: no result after {timeout} s (its cell_timeout "
                 f"in notebooks/chapters.yml); the notebook as far as it ran is {failed}.")
     if isinstance(err, DeadKernelError):
-        return (f"Chapter {chapter.name!r} stopped {where}: its kernel died (a crash in native code, out of "
+        return (f"Chapter {label} stopped {where}: its kernel died (a crash in native code, out of "
                 f"memory, or os._exit); the notebook as far as it ran is {failed}, the kernel's log {kept_log}.")
-    return (f"Chapter {chapter.name!r} could not be executed {where} ({type(err).__name__}: "
+    return (f"Chapter {label} could not be executed {where} ({type(err).__name__}: "
             f"{one_line(err)}); the kernel's log is {kept_log}.")
 
 
 def _run(chapter: ChapterEntry, params: dict[str, Any], source: Path, result: Path, kernel: str,
-         timeout: int, tracker: CellTracker, log_path: Path) -> None:
+         timeout: int, tracker: CellTracker, log_path: Path, figures: Path) -> None:
     """papermill with the quiet kernel, the hooks and the timeout; its own log goes to the kernel log."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log_path.write_bytes(b"")
     with log_path.open("ab") as handle:  # appended to by the kernel and by papermill's logger
         manager = type("ChapterKernel", (ChapterKernelManager,), {
-            "log_handle": handle, "extra_env": {"CIRCUITS_BOOK_FIGURES": str(places.LAYOUT.figures)}})
+            "log_handle": handle, "extra_env": {"CIRCUITS_BOOK_FIGURES": str(figures)}})
         logger = logging.getLogger("papermill")
         sink = logging.FileHandler(log_path, mode="a")
         logger.addHandler(sink)
@@ -187,12 +192,14 @@ def _run(chapter: ChapterEntry, params: dict[str, Any], source: Path, result: Pa
 
 def execute(chapter: ChapterEntry, params: dict[str, Any], output: Path, key: str = "",
             kernel: str = "python3", parts: Optional[dict[str, str]] = None,
-            figures: Optional[Path] = None, timeout: Optional[int] = None, progress: bool = True) -> float:
-    """Execute ``chapter`` with ``params`` into ``output`` through papermill; returns seconds.
+            figures: Optional[Path] = None, timeout: Optional[int] = None, progress: bool = True,
+            run: Optional[Run] = None) -> float:
+    """Execute ``chapter`` (its ``run``, default the main one) with ``params`` into ``output`` through
+    papermill; returns seconds.
 
     With ``figures`` (the chapter's folder under ``figures/``), that folder is emptied first and
     the figures the run exported are recorded in the notebook's metadata. On failure nothing is
-    written at ``output`` (the failed notebook goes to ``_build/failed/<chapter>.ipynb``) and a
+    written at ``output`` (the failed notebook goes to ``_build/failed/<page>.ipynb``) and a
     :class:`BuildError` names the cell. ``timeout`` (seconds per cell) defaults to
     :func:`cell_timeout`; ``progress`` prints the running cell.
     """
@@ -201,21 +208,28 @@ def execute(chapter: ChapterEntry, params: dict[str, Any], output: Path, key: st
     nb = read_source(chapter.notebook)
     nb.cells.insert(0, _badge(chapter))
     nb.metadata.setdefault("kernelspec", {"name": kernel, "display_name": "Python 3", "language": "python"})
+    run = run or Run(chapter.name)
     meta = {"build_key": key, "chapter": chapter.name, "parameters": params}
+    if run.name:
+        meta["run"] = run.name
     if parts:
         meta["key_parts"] = parts
     nb.metadata["circuits_book"] = meta
     if figures is not None:
         shutil.rmtree(figures, ignore_errors=True)
-    failed = layout.failed(chapter.name)
-    log = layout.build_dir / "logs" / f"{chapter.name}.kernel.log"
-    tracker = CellTracker(chapter.name, show=progress)
+    # the kernel exports to <its folder>/<chapter>/: a run other than the main one exports into a staging folder
+    staging = None if run.main else layout.build_dir / "run-figures" / run.page
+    if staging is not None:
+        shutil.rmtree(staging, ignore_errors=True)
+    failed = layout.failed(run.page)
+    log = layout.build_dir / "logs" / f"{run.page}.kernel.log"
+    tracker = CellTracker(run.page, show=progress)
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         source, result = Path(tmp) / "in.ipynb", Path(tmp) / "out.ipynb"
         nbformat.write(nb, source)
         try:
-            _run(chapter, params, source, result, kernel, timeout, tracker, log)
+            _run(chapter, params, source, result, kernel, timeout, tracker, log, staging or layout.figures)
         except Exception as err:  # noqa: BLE001 -- every failure becomes one sentence
             failed.parent.mkdir(parents=True, exist_ok=True)
             if result.exists():
@@ -225,9 +239,16 @@ def execute(chapter: ChapterEntry, params: dict[str, Any], output: Path, key: st
             kept = failed.with_suffix(".kernel.log")
             if log.exists():
                 shutil.copy(log, kept)
-            raise BuildError(_failure(chapter, tracker, err, timeout, kept)) from None
+            if staging is not None:
+                shutil.rmtree(staging, ignore_errors=True)
+            raise BuildError(_failure(run, tracker, err, timeout, kept)) from None
         done = nbformat.read(result, as_version=4)
         clean_notebook(done, chapter.declared, layout.root)
+        if staging is not None:
+            if figures is not None and (staging / chapter.name).is_dir():
+                figures.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(staging / chapter.name), str(figures))
+            shutil.rmtree(staging, ignore_errors=True)
         if figures is not None:
             done.metadata["circuits_book"]["figures"] = exported_figures(figures)
         output.parent.mkdir(parents=True, exist_ok=True)

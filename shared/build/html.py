@@ -80,7 +80,10 @@ def render_html(book_dir: Optional[Path] = None, out_root: Optional[Path] = None
     start = time.time()
     rendered = staging / "_build" / "html"
     shutil.rmtree(rendered, ignore_errors=True)  # every page written afresh (Sphinx keeps its parsed pages)
-    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb"}
+    # Sphinx imports the book's extension (shared.build.sphinx_assets) from this checkout, not from
+    # wherever the environment's installed copy of the package points (another worktree, site-packages)
+    path = os.pathsep.join(p for p in (str(layout.root), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "NO_COLOR": "1", "TERM": "dumb", "PYTHONPATH": path}
     proc = subprocess.run(cmd, cwd=layout.root, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         log = build_dir / "jupyter-book.log"

@@ -12,7 +12,8 @@ of these parts changes:
 * ``packages`` — the installed versions of torch and transformer-lens.
 
 The key and its parts are stored in the executed notebook's metadata, so the build can say which
-part changed.
+part changed. Each run of a chapter (:mod:`shared.build.runs`) has its own page and so its own key:
+its parameters differ, and adding a run executes only that run.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Any, Iterable, Optional
 import yaml
 
 from shared.build.layout import Layout
+from shared.build.runs import chapter_runs, registry_runs
 from shared.chapters.registry import ChapterEntry
 from shared.sources import file_closure, source_digest
 from shared.zoo.registry import local_model_dir, local_models
@@ -143,25 +145,28 @@ def changed_parts(old: dict[str, Any], parts: dict[str, str]) -> list[str]:
 
 
 def stale_pages(chapters: Iterable[ChapterEntry], layout: Layout) -> dict[str, str]:
-    """The executed chapters in ``layout.book`` that no longer match their sources, each with the
-    reason: the build key recomputed with the parameters the page ran with differs from the stored
-    one (its notebook, code, models, config or packages changed since, or it was stored by an older
-    build), or whose last execution with the same key failed (``_build/failed/``). Pages not
-    executed yet are not listed (the HTML leaves them out)."""
+    """The executed pages in ``layout.book`` (each chapter's page and those of its runs, by page
+    name) that no longer match their sources, each with the reason: the build key recomputed with
+    the parameters the page ran with differs from the stored one (its notebook, code, models, config
+    or packages changed since, or it was stored by an older build), or whose last execution with the
+    same key failed (``_build/failed/``). Pages not executed yet are not listed (the HTML leaves
+    them out)."""
     stale = {}
+    table = registry_runs(layout.registry)
     for chapter in chapters:
-        output = layout.output(chapter.name)
-        if not output.exists():
-            continue
-        meta = stored_metadata(output)
-        if not meta.get("key_parts") or "parameters" not in meta:
-            stale[chapter.name] = "stored by an older build"
-            continue
-        parts = key_parts(chapter, meta["parameters"], layout)
-        if build_key(parts) != meta.get("build_key"):
-            stale[chapter.name] = "changed: " + (", ".join(changed_parts(meta, parts)) or "build key")
-        elif stored_key(layout.failed(chapter.name)) == meta.get("build_key"):
-            stale[chapter.name] = "its last execution, with these very inputs, failed"
+        for page in (run.page for run in chapter_runs(chapter.name, table)):
+            output = layout.output(page)
+            if not output.exists():
+                continue
+            meta = stored_metadata(output)
+            if not meta.get("key_parts") or "parameters" not in meta:
+                stale[page] = "stored by an older build"
+                continue
+            parts = key_parts(chapter, meta["parameters"], layout)
+            if build_key(parts) != meta.get("build_key"):
+                stale[page] = "changed: " + (", ".join(changed_parts(meta, parts)) or "build key")
+            elif stored_key(layout.failed(page)) == meta.get("build_key"):
+                stale[page] = "its last execution, with these very inputs, failed"
     return stale
 
 
