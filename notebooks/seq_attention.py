@@ -35,7 +35,7 @@ import re
 from IPython.display import display
 
 from shared.analysis.attention import attention_patterns
-from shared.analysis.roles import position_labels, role_table
+from shared.analysis.roles import aligned_subset, position_labels, role_table
 from shared.analysis.text import token_strings
 from shared.chapters import open_chapter, say, show_table
 from shared.chapters import sequences as sc
@@ -101,9 +101,10 @@ say("\n".join(lines) if lines else "No task circuit contains an attention head."
 
 # %%
 for t in patterns:
-    labels = position_labels(model, data[t].tokens, data[t].member_pos, data[t].end_pos)
-    plots.role_attention_maps(patterns[t].mean(0), labels, heads[t], name=f"roles_{t}",
-                              title=f"{model_name}, {t}: circuit heads, mean over {data[t].kept} prompts")
+    keep = aligned_subset(data[t].member_pos, data[t].end_pos)  # prompts with the commonest layout
+    labels = position_labels(model, data[t].tokens[keep], data[t].member_pos[keep], data[t].end_pos[keep])
+    plots.role_attention_maps(patterns[t][keep].mean(0), labels, heads[t], name=f"roles_{t}",
+                              title=f"{model_name}, {t}: circuit heads, mean over {len(keep)} prompts of one layout")
 
 # %% [markdown]
 # ### One prompt, interactive

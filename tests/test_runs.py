@@ -152,17 +152,21 @@ def test_run_overrides_are_checked_before_anything_runs(book, capfd):
 
 
 def test_registered_runs_have_valid_parameters_and_pages():
-    """Every run in notebooks/chapters.yml checks under each profile; the sequence chapters have none."""
+    """Every run in notebooks/chapters.yml checks under each profile; a suite run maps to its Pythia
+    counterpart under the paper profile only."""
     table = registry_runs(ROOT / "notebooks" / "chapters.yml")
     chapters = load_registry()
-    assert set(table) >= {"algorithmic_min", "algorithmic_median"}
-    assert not any(name.startswith("seq") for name in table)
+    assert set(table) >= {"algorithmic_min", "algorithmic_median", "sequence_data", "seq_findings"}
     for name in table:
         runs = chapter_runs(name, table)
         assert runs[0].page == name and all(r.page == f"{name}--{r.name}" for r in runs[1:])
         for run in runs:
             for profile in PROFILES:
-                chapters[name].parameters(profile, run.overrides)
+                chapters[name].parameters(profile, run.for_profile(profile))
+    medium = {r.name: r for r in chapter_runs("sequence_data", table)}["suite-m"]
+    assert chapters["sequence_data"].parameters("local", medium.for_profile("local"))["model_name"] == "suite-m-s0"
+    assert chapters["sequence_data"].parameters("paper", medium.for_profile("paper"))["model_name"] == "pythia-160m"
+    assert "paper" not in medium.overrides
 
 
 def test_header_names_differences_and_only_existing_siblings():

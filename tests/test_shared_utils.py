@@ -40,3 +40,14 @@ def test_circuitsvis_view_loads_the_bundle_once_with_cdn_fallback():
     assert f"_static/{viz.BUNDLE_NAME}" in html and "unpkg.com/circuitsvis" in html
     assert "CircuitsVis.AttentionPatterns" in html and len(html) < 5000, "the bundle must not be inlined"
     assert viz.bundle_path().exists()
+
+
+def test_aligned_subset_keeps_the_commonest_layout():
+    import torch
+
+    from shared.analysis.roles import aligned_subset
+    member = torch.tensor([[2, 5], [3, 6], [2, 5], [2, 5], [3, 6]])
+    end = torch.tensor([8, 9, 8, 8, 9])
+    assert aligned_subset(member, end).tolist() == [0, 2, 3]
+    end = torch.tensor([8, 9, 8, 7, 9])  # the end position splits a group too
+    assert aligned_subset(member, end).tolist() in ([0, 2], [1, 4])

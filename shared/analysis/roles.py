@@ -70,11 +70,21 @@ def head_role_table(bridge: Any, tokens: torch.Tensor, member_pos: torch.Tensor,
     return role_table(attention_patterns(bridge, tokens, heads), member_pos, end_pos, heads)
 
 
+def aligned_subset(member_pos: torch.Tensor, end_pos: torch.Tensor) -> torch.Tensor:
+    """Indices of the largest group of prompts whose members and end sit at the same positions
+    (fillers of several tokens shift the positions of some prompts): the prompts an averaged
+    pattern can be labelled for."""
+    layout = torch.cat([member_pos, end_pos.view(-1, 1)], dim=1)
+    groups, inverse, counts = torch.unique(layout, dim=0, return_inverse=True, return_counts=True)
+    return torch.nonzero(inverse == int(counts.argmax())).flatten()
+
+
 def position_labels(bridge: Any, tokens: torch.Tensor, member_pos: torch.Tensor, end_pos: torch.Tensor) -> list[str]:
     """A label per position valid for every prompt of an aligned batch: the token where all prompts
     agree, ``M1..Mn`` for members, ``END`` for the answer position, ``x{i}`` for other varying tokens."""
     if not (member_pos == member_pos[:1]).all() or not (end_pos == end_pos[:1]).all():
-        raise ParameterError("Prompts are not aligned: members sit at different positions.")
+        raise ParameterError("Prompts are not aligned: members sit at different positions (keep the prompts "
+                             "of aligned_subset).")
     labels = []
     first = bridge.to_str_tokens(tokens[0]) if hasattr(bridge, "to_str_tokens") else [str(t) for t in tokens[0].tolist()]
     members = {int(p): j for j, p in enumerate(member_pos[0].tolist())}
@@ -92,4 +102,4 @@ def position_labels(bridge: Any, tokens: torch.Tensor, member_pos: torch.Tensor,
     return labels
 
 
-__all__ = ["RoleAttention", "head_role_table", "position_labels", "role_attention", "role_table"]
+__all__ = ["RoleAttention", "aligned_subset", "head_role_table", "position_labels", "role_attention", "role_table"]

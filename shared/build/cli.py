@@ -93,7 +93,7 @@ def plan(chapters: list[ChapterEntry], profile: str, overrides: dict[str, Any],
         raise ParameterError(f"No selected chapter has a parameter {unused[0]!r}.")
     table = registry_runs(places.LAYOUT.registry)
     selected = [(ch, r) for ch in chapters for r in select_runs(ch.name, table, runs)]  # unknown runs first
-    return [(ch, r, ch.parameters(profile, {**r.overrides,
+    return [(ch, r, ch.parameters(profile, {**r.for_profile(profile),
                                             **{k: v for k, v in overrides.items() if k in declared[ch.name]}}))
             for ch, r in selected]
 
@@ -190,7 +190,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                 for r in select_runs(ch.name, table, None):
                     if r.name:
                         where = layout.relative(layout.output(r.page)) + (", the main page" if r.main else "")
-                        print(f"  run {r.name} ({where}): {ch.parameters(args.profile, r.overrides)}")
+                        print(f"  run {r.name} ({where}): {ch.parameters(args.profile, r.for_profile(args.profile))}")
             return 0
         if args.sync:
             for ch in chapters:

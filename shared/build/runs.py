@@ -8,6 +8,9 @@ A chapter of ``notebooks/chapters.yml`` may list ``runs:``, each a named set of 
         min-1l-attn: {}
         min-2l-mlp: {n_layers: 2, attn_only: false}
 
+A run may add ``paper: {...}``: overrides used only under the ``paper`` profile (for instance the
+pretrained counterpart of a local model), merged over its other overrides.
+
 The first run executes into the chapter's page ``book/<chapter>.ipynb``, every other one into
 ``book/<chapter>--<run>.ipynb`` (figures in ``figures/<chapter>--<run>/``), listed under the chapter
 in the table of contents with the run's name as title. Each page has its own build key, so adding a
@@ -35,6 +38,7 @@ from shared.chapters.registry import ChapterEntry
 from shared.errors import ParameterError
 
 RUN_SEP = "--"  # between chapter and run in a page name
+PROFILE_KEYS = ("paper",)  # profiles a run may give overrides of their own
 RUN_TAG = "run-links"  # the tag of the cell the build writes at the top of a page of a chapter with runs
 _RUN_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9._]|-(?!-))*")
 
@@ -48,6 +52,18 @@ class Run:
     name: str = ""
     overrides: dict[str, Any] = field(default_factory=dict)
     main: bool = True
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # a run's ``paper: {...}`` entry holds overrides for that profile only (e.g. the Pythia
+        # counterpart of a suite model); every other entry applies under every profile
+        for profile in PROFILE_KEYS:
+            if isinstance(self.overrides.get(profile), dict):
+                self.profiles[profile] = self.overrides.pop(profile)
+
+    def for_profile(self, profile: str) -> dict[str, Any]:
+        """The run's overrides under ``profile``."""
+        return {**self.overrides, **self.profiles.get(profile, {})}
 
     @property
     def page(self) -> str:
@@ -240,5 +256,5 @@ def update_run_links(chapters: Iterable[ChapterEntry], layout: Layout) -> list[s
     return written
 
 
-__all__ = ["RUN_SEP", "RUN_TAG", "Run", "chapter_runs", "header_text", "orphan_pages", "page_chapter",
+__all__ = ["PROFILE_KEYS", "RUN_SEP", "RUN_TAG", "Run", "chapter_runs", "header_text", "orphan_pages", "page_chapter",
            "registry_runs", "remove_orphans", "select_runs", "update_run_links"]

@@ -19,6 +19,7 @@ import pandas as pd
 import torch
 
 from shared.analysis.heads import prefix_matching_scores, top_heads
+from shared.errors import ParameterError
 from shared.tasks import heldout
 from shared.tasks.greater_than import gt_items, prob_diff_from_logits, two_digit_ids
 from shared.tasks.ioi import check_names, ioi_items
@@ -111,6 +112,33 @@ def induction_score(model: Any, seq_len: int = 50, n: int = 20, seed: int = EVAL
     return float(scores.max()), top_heads(scores, float("inf"))[0]
 
 
+@torch.no_grad()
+def name_recall(model: Any, texts: Sequence[str], names: Sequence[str]) -> dict[str, float]:
+    """How well a model recalls names from context, on texts of the kind it was trained on: at every
+    mention of a name (spaced, one token) that already occurred in the text while another name did too,
+    the probability the model gave that name and the probability it gave the other name; ``chance`` is
+    one over the number of names. A model that copies names from context gives the right name far
+    more than chance (IOI needs this and more)."""
+    tok = get_tokenizer(model)
+    ids = {encode_text(tok, " " + n)[0][0]: n for n in names if len(encode_text(tok, " " + n)[0]) == 1}
+    right, other = [], []
+    for text in texts:
+        row = [tok.bos_token_id] + encode_text(tok, text)[0]
+        probs = model(torch.tensor([row], device=model.cfg.device))[0].float().softmax(-1).cpu()
+        seen: list[int] = []
+        for i, token in enumerate(row[1:], start=1):
+            if token not in ids:
+                continue
+            others = [t for t in dict.fromkeys(seen) if t != token]
+            if token in seen and others:
+                right.append(float(probs[i - 1, token]))
+                other.append(float(probs[i - 1, others[0]]))
+            seen.append(token)
+    if not right:
+        raise ParameterError("No text mentions a name again after another name; name_recall needs such texts.")
+    return dict(right=sum(right) / len(right), other=sum(other) / len(other), chance=1 / len(ids), n=len(right))
+
+
 def ability_summary(model: Any, n_prompts: int = 40, seed: int = EVAL_SEED) -> dict[str, Any]:
     """The suite's ability numbers (see ``TARGETS``), the per-form accuracies and the per-template scores."""
     seq = sequence_accuracy(model, n_prompts=n_prompts, seed=seed)
@@ -136,4 +164,4 @@ def meets_targets(summary: dict[str, Any]) -> dict[str, bool]:
 
 
 __all__ = ["EVAL_SEED", "TARGETS", "ability_summary", "form_table", "greater_than_scores", "induction_score",
-           "ioi_scores", "meets_targets", "sequence_accuracy"]
+           "ioi_scores", "meets_targets", "name_recall", "sequence_accuracy"]
