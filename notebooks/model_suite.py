@@ -54,7 +54,7 @@ for m in models.values():
 # BPE tokenizer of 2,048 tokens and read the same generated documents in the same order; a seed
 # changes only the initial weights. The corpus mixes short stories with two named people, prose,
 # sequences in many surface forms, year spans and rows of repeated random tokens. Each model is
-# saved at step 0, at powers of two, then every 200 steps, in float16.
+# saved at step 0, at powers of two from 2, then every 200 steps, in float16.
 
 # %%
 rows = {}

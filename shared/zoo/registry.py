@@ -222,6 +222,15 @@ def local_model_dir(name: str, **overrides: Any) -> Path:
     return _local_entry(name, overrides, retrain=False)[0]
 
 
+def _drop_final_step_copy(folder: Path, metrics: dict[str, Any]) -> None:
+    """Remove the last checkpoint file when it is byte-identical to ``model.safetensors`` (the final
+    weights are then stored once) and record its step as ``metrics["final_step"]``."""
+    steps = sorted((folder / "steps").glob("step_*.safetensors"))
+    if steps and steps[-1].read_bytes() == (folder / "model.safetensors").read_bytes():
+        metrics["final_step"] = int(steps[-1].stem.split("_")[1])
+        steps[-1].unlink()
+
+
 def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[Path, LocalModel, dict, dict]:
     spec = local_models()[name]
     config, recipe = _split_overrides(spec, overrides)
@@ -235,6 +244,7 @@ def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[P
         metrics = spec.trainer(bridge, recipe, Checkpoints(tmp, bridge, dtype=spec.save_dtype))
         metrics["train_seconds"] = round(time.time() - start, 1)
         save_file(_weights(bridge, spec.save_dtype), str(tmp / "model.safetensors"))
+        _drop_final_step_copy(tmp, metrics)
         (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
 
@@ -245,7 +255,9 @@ def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[P
 def checkpoint_steps(name: str, **overrides: Any) -> list[int]:
     """Training steps at which intermediate weights of a local model were saved."""
     folder = local_model_dir(name, **overrides)
-    return sorted(int(p.stem.split("_")[1]) for p in (folder / "steps").glob("step_*.safetensors"))
+    saved = {int(p.stem.split("_")[1]) for p in (folder / "steps").glob("step_*.safetensors")}
+    final = json.loads((folder / "metrics.json").read_text()).get("final_step")
+    return sorted(saved | ({final} if final is not None else set()))
 
 
 def model_metrics(name: str, **overrides: Any) -> dict[str, Any]:
@@ -276,6 +288,8 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
         weights = folder / "model.safetensors"
         if step is not None:
             weights = folder / "steps" / f"step_{step:07d}.safetensors"
+            if not weights.exists() and step == json.loads((folder / "metrics.json").read_text()).get("final_step"):
+                weights = folder / "model.safetensors"  # the last checkpoint is the final weights, stored once
             if not weights.exists():
                 raise ParameterError(
                     f"Model {name!r} has no checkpoint at step {step}; saved steps are "

@@ -3,7 +3,7 @@
 Like Pythia on a small scale: every model reads the same generated documents in the same order
 (:mod:`shared.zoo.text.suite_corpus`, data seed 0) with one shared byte-level BPE tokenizer, for the
 same number of steps; the seed changes only the initial weights. Checkpoints are saved at step 0, at
-powers of two, then every ``linear_every`` steps (log-spaced early, linear late), as float16 files;
+powers of two from 2, then every ``linear_every`` steps (log-spaced early, linear late), as float16 files;
 for each one ``metrics.json`` records step, tokens seen, training loss (mean of the steps since the
 previous checkpoint) and validation loss (fixed batches from a part of the stream training never
 reaches). Abilities are measured by ``python -m shared.zoo.suite_report`` on held-out forms only.
@@ -72,10 +72,11 @@ def trained_folder(name: str) -> Optional[Path]:
 
 
 def checkpoint_schedule(steps: int, linear_every: int) -> list[int]:
-    """Step 0, the powers of two below ``linear_every``, then every ``linear_every`` steps up to ``steps``."""
+    """Step 0, the powers of two from 2 below ``linear_every``, then every ``linear_every`` steps up to
+    ``steps`` (16 checkpoints for the suite's recipe)."""
     if steps < 1 or linear_every < 1:
         raise ParameterError(f"steps and linear_every must be positive, got {steps} and {linear_every}.")
-    early = [0] + [2 ** k for k in range(32) if 2 ** k < min(linear_every, steps)]
+    early = [0] + [2 ** k for k in range(1, 32) if 2 ** k < min(linear_every, steps)]
     return sorted(set(early + list(range(linear_every, steps + 1, linear_every)) + [steps]))
 
 
