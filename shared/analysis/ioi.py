@@ -185,6 +185,20 @@ def s_inhibition_heads(bridge: Any, batch: PromptBatch, positions: IOIPositions,
                    dict(min_effect=min_effect, min_attention=min_attention))
 
 
+def _effects_table(bridge: Any, batch: PromptBatch, positions: IOIPositions, columns: Sequence[str], label: str,
+                   receivers: Sequence[str], ports: Sequence[str], values: Optional[Values],
+                   attention: Optional[pd.DataFrame], clean: Optional[float]) -> pd.DataFrame:
+    """Per head: the attention ``columns``, the summed path-patching effect on ``receivers``' ``ports``
+    (column ``label``) and that effect over the clean logit difference (``relative``)."""
+    positions.check(batch)
+    clean = clean_logit_diff(bridge, batch) if clean is None else clean
+    attention = ioi_attention(bridge, batch.clean, positions) if attention is None else attention
+    table = attention[list(columns)].copy()
+    table[label] = effects_on(bridge, batch, list(receivers), ports, values)
+    table["relative"] = table[label] / clean
+    return table
+
+
 def induction_and_duplicate_heads(bridge: Any, batch: PromptBatch, positions: IOIPositions,
                                   inhibitors: Sequence[str], min_effect: float = 0.05,
                                   min_attention: float = 0.2, ports: Sequence[str] = ("v",),
@@ -194,12 +208,8 @@ def induction_and_duplicate_heads(bridge: Any, batch: PromptBatch, positions: IO
     summed over ``inhibitors`` and ``ports``) is >= ``min_effect`` x the clean logit difference, split
     by where S2 attends: **induction** if attention S2 -> S1+1 >= ``min_attention``, **duplicate
     token** if attention S2 -> S1 >= ``min_attention`` (a head can meet both)."""
-    positions.check(batch)
-    clean = clean_logit_diff(bridge, batch) if clean is None else clean
-    attention = ioi_attention(bridge, batch.clean, positions) if attention is None else attention
-    table = attention[["s2→s1+1", "s2→s1"]].copy()
-    table["to inhibitors"] = effects_on(bridge, batch, list(inhibitors), ports, values)
-    table["relative"] = table["to inhibitors"] / clean
+    table = _effects_table(bridge, batch, positions, ["s2→s1+1", "s2→s1"], "to inhibitors", inhibitors, ports,
+                           values, attention, clean)
     big = (table["relative"] >= min_effect) & bool(len(inhibitors))
     th = dict(min_effect=min_effect, min_attention=min_attention)
     crit = " ".join(induction_and_duplicate_heads.__doc__.split())
@@ -215,12 +225,8 @@ def previous_token_heads(bridge: Any, batch: PromptBatch, positions: IOIPosition
     (``head->induction:k``, summed over ``inductions`` and ``ports``) >= ``min_effect`` x the clean
     logit difference, and attention S1+1 -> S1 >= ``min_attention`` (``prev``, the mean over all
     positions t -> t - 1, is reported too)."""
-    positions.check(batch)
-    clean = clean_logit_diff(bridge, batch) if clean is None else clean
-    attention = ioi_attention(bridge, batch.clean, positions) if attention is None else attention
-    table = attention[["s1+1→s1", "prev"]].copy()
-    table["to induction"] = effects_on(bridge, batch, list(inductions), ports, values)
-    table["relative"] = table["to induction"] / clean
+    table = _effects_table(bridge, batch, positions, ["s1+1→s1", "prev"], "to induction", inductions, ports,
+                           values, attention, clean)
     sel = (table["relative"] >= min_effect) & (table["s1+1→s1"] >= min_attention) & bool(len(inductions))
     return _finish("previous token", table, sel, "relative", " ".join(previous_token_heads.__doc__.split()),
                    dict(min_effect=min_effect, min_attention=min_attention))

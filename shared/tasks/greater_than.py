@@ -21,7 +21,6 @@ In the :class:`PromptBatch`, ``incorrect`` is the ``"YY"`` token (the largest wr
 from __future__ import annotations
 
 import random
-import string
 from dataclasses import dataclass, replace
 from typing import Any, Sequence
 
@@ -30,7 +29,7 @@ import torch
 from shared.engine.batch import PromptBatch
 from shared.engine.metrics import Metric, unembed
 from shared.errors import ParameterError
-from shared.tasks.heldout import GT_NOUNS, GT_TEMPLATES
+from shared.tasks.heldout import GT_NOUNS, GT_TEMPLATES, fill_template
 from shared.tasks.tokens import encode_text, get_tokenizer, tokenize
 
 CORRUPTIONS = ("01",)
@@ -61,17 +60,10 @@ class GTItem:
     def render(self) -> tuple[str, tuple[int, int]]:
         """The text and the character span of the start year's last two digits."""
         values = dict(NOUN=self.noun, START=f"{self.century}{self.yy:02d}", CENTURY=str(self.century))
-        text, span = "", (0, 0)
-        for literal, fld, _, _ in string.Formatter().parse(GT_TEMPLATES[self.template].text):
-            text += literal
-            if fld is None:
-                continue
-            if fld not in values:
-                raise ParameterError(f"Greater-than template {self.template!r} has an unknown slot {{{fld}}}.")
-            text += values[fld]
-            if fld == "START":
-                span = (len(text) - 2, len(text))
-        return text, span
+        text, spans = fill_template(GT_TEMPLATES[self.template].text, values,
+                                    f"Greater-than template {self.template!r}")
+        end = spans["START"][1]
+        return text, (end - 2, end)
 
     @property
     def text(self) -> str:

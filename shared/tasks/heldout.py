@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+import string
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -175,6 +176,21 @@ GT_TEMPLATES: dict[str, GTTemplate] = {name: GTTemplate(name, text, phrases)
                                        for name, text, phrases in _table(_GT_TABLE)}
 
 
+def fill_template(text: str, values: dict[str, str], what: str) -> tuple[str, dict[str, tuple[int, int]]]:
+    """``text`` with each ``{SLOT}`` replaced by ``values[SLOT]``, and the character span of each slot
+    as filled (a slot used twice keeps its last span); an unknown slot is one sentence naming ``what``."""
+    out, spans = "", {}
+    for literal, field, _, _ in string.Formatter().parse(text):
+        out += literal
+        if field is None:
+            continue
+        if field not in values:
+            raise ParameterError(f"{what} has an unknown slot {{{field}}}.")
+        spans[field] = (len(out), len(out) + len(values[field]))
+        out += values[field]
+    return out, spans
+
+
 # ------------------------------------------------------------------------------- held-out scan
 def normalise(text: str) -> str:
     """Lower case with every run of whitespace made one space (how texts are compared for the scan)."""
@@ -225,5 +241,5 @@ def contains_heldout(text: str, phrases: Sequence[str]) -> bool:
 __all__ = [
     "BOOK_DISTINCTIVE", "BOOK_TEMPLATES", "GTTemplate", "GT_NOUNS", "GT_TEMPLATES", "IOITemplate", "IOI_NAMES",
     "IOI_OBJECTS", "IOI_PLACES", "IOI_TEMPLATES", "SEQ_FORMS", "SEQ_TASKS", "SeqForm", "contains_heldout",
-    "distinctive_phrases", "find_heldout", "normalise", "seq_form_prompts",
+    "distinctive_phrases", "fill_template", "find_heldout", "normalise", "seq_form_prompts",
 ]

@@ -29,7 +29,6 @@ API::
 from __future__ import annotations
 
 import random
-import string
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Optional, Sequence
@@ -39,7 +38,7 @@ import torch
 from shared.analysis.ioi import IOIPositions
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
-from shared.tasks.heldout import IOI_NAMES, IOI_OBJECTS, IOI_PLACES, IOI_TEMPLATES
+from shared.tasks.heldout import IOI_NAMES, IOI_OBJECTS, IOI_PLACES, IOI_TEMPLATES, fill_template
 from shared.tasks.tokens import encode_text, get_tokenizer, tokenize
 
 ORDERS = ("ABBA", "BABA")
@@ -114,17 +113,8 @@ class IOIItem:
     def render(self) -> tuple[str, dict[str, tuple[int, int]]]:
         """The text and the character span of each name slot (``N1``, ``N2``, ``S``)."""
         values = dict(N1=self.n1, N2=self.n2, S=self.n3, PLACE=self.place, OBJECT=self.obj)
-        text, spans = "", {}
-        for literal, field, _, _ in string.Formatter().parse(IOI_TEMPLATES[self.template].text):
-            text += literal
-            if field is None:
-                continue
-            if field not in values:
-                raise ParameterError(f"IOI template {self.template!r} has an unknown slot {{{field}}}.")
-            if field in _SLOTS:
-                spans[field] = (len(text), len(text) + len(values[field]))
-            text += values[field]
-        return text, spans
+        text, spans = fill_template(IOI_TEMPLATES[self.template].text, values, f"IOI template {self.template!r}")
+        return text, {slot: spans[slot] for slot in _SLOTS if slot in spans}
 
     @property
     def text(self) -> str:
