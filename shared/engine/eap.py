@@ -16,6 +16,7 @@ Cost on GPT-2 small: about 3 forward passes for EAP, corrupted run included (``b
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -175,51 +176,114 @@ def _sender_diffs(bridge: Any, graph: Graph, acts: Values, values: Values, W_O: 
     return out.view(len(graph.senders), -1)
 
 
-def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, ablation: str = "corrupt",
-        values: Optional[Values] = None, ig_steps: int = 0, progress: bool = False) -> dict[str, float]:
-    """Score every edge of the graph; ``ig_steps > 0`` gives EAP-IG with that many steps."""
-    metric = resolve(metric)
-    check_edge_support(bridge)
-    batch.check_model(bridge)
-    graph = Graph.of(bridge)
-    t = _EdgeIndex.of(graph)
-    values = ablation_values(bridge, batch, ablation) if values is None else values
-    w = stacked_weights(bridge)
-    layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]))
+@contextmanager
+def _no_weight_grads(bridge: Any):
+    """Only activation gradients are needed: parameters stop requiring grad for the duration, so the
+    forward pass does not keep every linear layer's input for a weight gradient (memory)."""
+    params = [p for p in bridge.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+def _rows(values: Values, index: slice) -> Values:
+    """The prompts ``index`` of per-prompt values (values shared by all prompts, [1, ...], are kept)."""
+    r = lambda t: t if t is None or t.shape[0] == 1 else t[index]
+    return Values([r(t) for t in values.z], [r(t) for t in values.mlp], r(values.embed), values.kind)
+
+
+def _columns(cols: list[int], device: Any) -> "slice | torch.Tensor":
+    """Receiver columns as a slice when contiguous (no index tensor to copy to the device)."""
+    if cols == list(range(cols[0], cols[0] + len(cols))):
+        return slice(cols[0], cols[0] + len(cols))
+    return torch.tensor(cols, device=device)
+
+
+def _edge_totals(bridge: Any, batch: PromptBatch, metric: Metric, values: Values, alphas: list[float],
+                 graph: Graph, t: _EdgeIndex, w: dict, layers: list[_LayerInputs],
+                 total: torch.Tensor, bar: Any) -> None:
+    """Add the summed (over prompts, positions and steps) edge scores of ``batch`` to ``total``
+    [senders, receivers] (float64, on the model's device: no host copy until the end)."""
     with torch.no_grad():  # the clean embeddings (only the embedding layers run)
         clean_embed = bridge.forward(batch.clean, stop_at_layer=0).detach()
-    # the clean point (alpha = 1) goes first: its recorded activations give the sender differences
-    alphas = [1.0] + [(i + 1) / ig_steps for i in range(ig_steps - 1)] if ig_steps > 0 else [1.0]
-    total = torch.zeros(len(graph.senders), len(graph.receivers), dtype=torch.float64)
     D = None
+    acc = lambda x: x.to(torch.float64)
+    dev = total.device
+    up_attn = [len(graph.upstream(f"a{l}.h0")) for l in range(graph.n_layers)]
+    up_mlp = [len(graph.upstream(f"m{l}")) if graph.has_mlp else 0 for l in range(graph.n_layers)]
+    attn_cols = [_columns(t.attn_recv[l], dev) for l in range(graph.n_layers)]
     with torch.no_grad():
-        for a in tqdm(alphas, desc="EAP-IG steps" if ig_steps else "EAP", disable=not progress, leave=False):
+        for a in alphas:
             start = clean_embed if a == 1.0 else values.embed + a * (clean_embed - values.embed)
             attn_g, mlp_g, final_g, acts = _gradient_pass(bridge, batch, metric, start.expand_as(clean_embed))
             if D is None:
                 D = _sender_diffs(bridge, graph, acts, values, w["W_O"])
                 buffer = torch.empty(3 * graph.n_heads, D.shape[1], dtype=D.dtype, device=D.device)
+            del acts
             for l in range(graph.n_layers):  # the edge scores are plain matrix products
-                S = len(graph.upstream(f"a{l}.h0"))
+                S = up_attn[l]
                 U = _head_input_grads(layers[l], attn_g[l][1], attn_g[l][0], out=buffer)
-                total[:S, t.attn_recv[l]] += (D[:S] @ U.T).double().cpu()
+                total[:S, attn_cols[l]] += acc(D[:S] @ U.T)
                 if graph.has_mlp:
-                    S = len(graph.upstream(f"m{l}"))
-                    total[:S, t.mlp_recv[l]] += (D[:S] @ mlp_g[l]).double().cpu()
-            total[:, t.r_col["logits"]] += (D @ final_g).double().cpu()
+                    S = up_mlp[l]
+                    total[:S, t.mlp_recv[l]] += acc(D[:S] @ mlp_g[l])
+            total[:, t.r_col["logits"]] += acc(D @ final_g)
+            bar.update(1)
+
+
+def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, ablation: str = "corrupt",
+        values: Optional[Values] = None, ig_steps: int = 0, progress: bool = False,
+        chunk: Optional[int] = None) -> dict[str, float]:
+    """Score every edge of the graph; ``ig_steps > 0`` gives EAP-IG with that many steps.
+
+    ``chunk`` bounds memory: the prompts are processed ``chunk`` at a time (the scores are sums over
+    prompts, so the result is the same up to rounding) and peak memory is that of ``chunk`` prompts.
+    Scores are accumulated in float64 on the model's device, also for a float16 / bfloat16 model."""
+    metric = resolve(metric)
+    check_edge_support(bridge)
+    batch.check_model(bridge)
+    if chunk is not None and chunk < 1:
+        raise ParameterError(f"EAP's chunk is a number of prompts (at least 1), got {chunk}.")
+    graph = Graph.of(bridge)
+    t = _EdgeIndex.of(graph)
+    n = len(batch)
+    size = n if chunk is None else min(chunk, n)
+    if values is None and ablation != "corrupt":  # shared by all chunks (resample draws over the whole batch)
+        values = ablation_values(bridge, batch, ablation)
+    w = stacked_weights(bridge)
+    layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]))
+    # the clean point (alpha = 1) goes first: its recorded activations give the sender differences
+    alphas = [1.0] + [(i + 1) / ig_steps for i in range(ig_steps - 1)] if ig_steps > 0 else [1.0]
+    total = torch.zeros(len(graph.senders), len(graph.receivers), dtype=torch.float64, device=batch.clean.device)
+    n_chunks = -(-n // size)
+    with _no_weight_grads(bridge), tqdm(total=len(alphas) * n_chunks, desc="EAP-IG steps" if ig_steps else "EAP",
+                                        disable=not progress, leave=False) as bar:
+        for i in range(0, n, size):
+            part = batch if size == n else batch.subset(slice(i, i + size))
+            if values is None:
+                part_values = ablation_values(bridge, part, "corrupt")
+            else:
+                part_values = values if size == n else _rows(values, slice(i, i + size))
+            _edge_totals(bridge, part, metric, part_values, alphas, graph, t, w, layers, total, bar)
+    total = total.cpu()
     rows = t.table >= 0
     scores = torch.zeros(len(graph.edges), dtype=torch.float64)
     scores[t.table[rows]] = total[rows]
-    scores = scores / (len(alphas) * len(batch))  # the metric is a mean over prompts
+    scores = scores / (len(alphas) * n)  # the metric is a mean over prompts
     return dict(zip(graph.edges, scores.tolist()))
 
 
 def eap_ig(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, steps: int = 5,
-           ablation: str = "corrupt", values: Optional[Values] = None, progress: bool = False) -> dict[str, float]:
-    """EAP with integrated gradients over ``steps`` interpolation points (inputs)."""
+           ablation: str = "corrupt", values: Optional[Values] = None, progress: bool = False,
+           chunk: Optional[int] = None) -> dict[str, float]:
+    """EAP with integrated gradients over ``steps`` interpolation points (inputs); ``chunk`` as in :func:`eap`."""
     if steps < 1:
         raise ParameterError(f"EAP-IG needs at least one step, got {steps}.")
-    return eap(bridge, batch, metric, ablation, values, ig_steps=steps, progress=progress)
+    return eap(bridge, batch, metric, ablation, values, ig_steps=steps, progress=progress, chunk=chunk)
 
 
 __all__ = ["eap", "eap_ig"]

@@ -209,12 +209,13 @@ def _native_config_fields() -> set[str]:
     return {f.name for f in dataclasses.fields(TransformerBridgeConfig)}
 
 
-def boot_native(config: dict[str, Any], tokenizer: Any = None, device: str = "cpu"):
+def boot_native(config: dict[str, Any], tokenizer: Any = None, device: str = "cpu",
+                dtype: Optional[torch.dtype] = None):
     """Build a TransformerLens-native bridge (random weights, seeded by ``config['seed']``)."""
     import transformer_lens.model_bridge.sources.native  # noqa: F401  (attaches boot_native)
     from transformer_lens.model_bridge import TransformerBridge
 
-    return TransformerBridge.boot_native(dict(config), tokenizer=tokenizer, device=device)
+    return TransformerBridge.boot_native(dict(config), tokenizer=tokenizer, device=device, dtype=dtype)
 
 
 def local_model_dir(name: str, **overrides: Any) -> Path:
