@@ -92,8 +92,9 @@ p_agree = gc.canonical_table(p_found, {"heads": planted.heads, "MLPs": planted.m
 show_table(p_agree)
 
 # %%
-p_triangle = yy_answer_matrix(component_year_logits(planted.bridge, pgt.batch.clean, planted.mlps, pgt.digits)["m1"],
-                              pgt.yy)
+p_pic = planted.batch(n_picture, seed=seed)
+p_triangle = yy_answer_matrix(component_year_logits(planted.bridge, p_pic.batch.clean, planted.mlps,
+                                                    p_pic.digits)["m1"], p_pic.yy)
 decoy = p_found.scores.loc[planted.decoy]
 say(f"On {len(pgt)} planted prompts the probability difference is {p_scores['prob diff'].mean():.2f} "
     f"(control {p_scores['control'].mean():+.2f}). The search finds "
@@ -121,7 +122,8 @@ show_table(check.by_template, digits=3, percent=["share gain > 0", "mass"])
 verdict = "does greater-than" if check.does_gt else "does not do greater-than"
 say(f"**{model_name} {verdict}** on the template `{template}`: over {len(check.gt)} prompts its probability "
     f"difference is {check.prob_diff:+.3f} (criterion: at least {min_prob_diff:g}; GPT-2 small in Hanna et al.: "
-    f"{gc.PAPER_PROB_DIFF:.3f}), and {check.gain:+.3f} above the \"01\" control (criterion: at least {min_gain:g})."
+    f"{gc.PAPER_PROB_DIFF:.3f}), and its gain over the \"01\" control is {check.gain:+.3f} (criterion: at least "
+    f"{min_gain:g})."
     + ("" if check.does_gt else " Without a behaviour that depends on YY there is no greater-than circuit to find, "
        "so the circuit analysis stops here: any component it selected would be noise."))
 

@@ -13,6 +13,9 @@ import torch
 from shared.analysis.greater_than import (classify_gt_components, component_effects, component_year_logits,
                                           triangle_contrast, year_probabilities, yy_answer_matrix, yy_attention)
 from shared.chapters import greater_than as gc
+from shared.engine.ablation import ablation_values
+from shared.engine.graph import Graph
+from shared.engine.patching import score_edge_masks
 from shared.errors import ParameterError
 from shared.tasks.greater_than import greater_than_metric, prob_diff_from_logits
 from shared.zoo.planted_gt import planted_gt_model
@@ -128,3 +131,17 @@ def test_planted_circuit_is_faithful(planted, found):
     assert faith.full > 0.7 and faith.empty < 0.3
     agree = gc.canonical_table(components, {"heads": pm.heads, "MLPs": pm.mlps}, "planted")
     assert agree["agree"].all()
+
+
+def test_gain_is_the_whole_corruption_effect(planted, found):
+    # patching every edge to the "01" run gives the control score, so effects divided by the gain are
+    # shares of everything the corruption can remove
+    pm, gt = planted
+    scores, _, _ = found
+    graph = Graph.of(pm.bridge)
+    values = ablation_values(pm.bridge, gt.batch, "corrupt")
+    everything = torch.ones(1, len(graph.edges), dtype=torch.bool)
+    patched = score_edge_masks(pm.bridge, gt.batch, everything, values, greater_than_metric(gt.digits))
+    assert float(patched[0]) == pytest.approx(float(scores["control"].mean()), abs=1e-4)
+    assert float(scores["prob diff"].mean() - scores["control"].mean()) == pytest.approx(
+        float(scores["gain"].mean()), abs=1e-6)
