@@ -1,6 +1,7 @@
 """Figures of the IOI chapter: the circuit graph with its head classes coloured, each class's attention
 at the positions that define it, direct effects per head, the backup name movers' rise and the
-minimality check."""
+minimality check; and, across models, the behaviour, the links of the IOI algorithm and the overlap of
+the models' circuits."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
@@ -106,5 +107,45 @@ def minimality(table: pd.DataFrame, title: str = "", name: Optional[str] = None)
     return finish(fig, name)
 
 
-__all__ = ["CLASS_COLOURS", "COLUMNS", "DEFINING", "backup_rise", "class_attention", "class_graph", "direct_effects",
-           "minimality"]
+def behaviour(table: pd.DataFrame, min_logit_diff: float, title: str = "", name: Optional[str] = None) -> Any:
+    """Mean logit difference IO - S of each model (bars coloured by the verdict of the behaviour
+    check), with the criterion as a dashed line."""
+    colours = {"yes": "tab:green", "no": "tab:gray"}
+    fig = bars(table.index.tolist(), table["mean logit diff (IO − S)"].astype(float).tolist(),
+               ylabel="mean logit diff IO − S (nats)", title=title,
+               colors=[colours[v] for v in table["does IOI"]],
+               legend={colours[v]: f"does IOI: {v}" for v in dict.fromkeys(table["does IOI"])})
+    ax = fig.axes[0]
+    line = ax.axhline(min_logit_diff, color="0.3", ls="--", lw=1, label=f"criterion ({min_logit_diff:g} nats)")
+    ax.legend(handles=ax.get_legend().legend_handles + [line], loc="upper left", bbox_to_anchor=(1.01, 1))
+    return finish(fig, name, vector=True)
+
+
+LINK_LABELS = {"name mover": "NM", "S-inhibition": "S-inh", "induction": "ind", "duplicate token": "dup",
+               "previous token": "prev", " / ": "/", " (": " ", ")": ""}
+
+
+def link_effects(table: pd.DataFrame, title: str = "", name: Optional[str] = None) -> Any:
+    """Models (rows) x links of the IOI algorithm (columns, abbreviated): each link's path-patching
+    effect over the clean logit difference."""
+    labels = []
+    for link in table.columns:
+        for long, short in LINK_LABELS.items():
+            link = link.replace(long, short)
+        labels.append(link)
+    values = table.to_numpy(dtype=float)
+    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    return matrix(values, list(table.index), labels, title=title, xlabel="link (receiver port)",
+                  label="effect / clean logit diff", cmap="RdBu", vmin=-lim, vmax=lim, name=name)
+
+
+def circuit_overlap(edges: pd.DataFrame, heads: pd.DataFrame, title: str = "", name: Optional[str] = None) -> Any:
+    """Pairwise Jaccard overlap of the models' circuits: edge sets (left) and head sets (right)."""
+    models = list(edges.index)
+    return head_heatmap({"edge sets": edges.to_numpy(dtype=float), "head sets": heads.to_numpy(dtype=float)},
+                        title=title, vmin=0, vmax=1, cmap="Greens", label="Jaccard overlap", columns=2,
+                        xticklabels=models, yticklabels=models, xlabel="", ylabel="", name=name)
+
+
+__all__ = ["CLASS_COLOURS", "COLUMNS", "DEFINING", "LINK_LABELS", "backup_rise", "behaviour", "circuit_overlap",
+           "class_attention", "class_graph", "direct_effects", "link_effects", "minimality"]
