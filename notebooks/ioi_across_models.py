@@ -86,7 +86,7 @@ say(" ".join(f"**{n} does not do IOI** (mean logit difference {checks[n].mean:+.
              f"{checks[n].share_positive:.0%} of {checks[n].n_prompts} prompts), so its per-class analysis stops here: "
              f"any heads it labelled would be noise." for n in not_doing)
     + ("\n\n" + f"The analysis below runs on the {count(len(doing), 'model')} that do IOI: "
-       + ", ".join(f"{n}{' (control)' if subjects[n].control else ''}" for n in doing) + "."
+       + ", ".join(subjects[n].label for n in doing) + "."
        if doing else "\n\nNo model does IOI, so there is no circuit to compare and the chapter stops here."))
 
 # %% [markdown]
@@ -104,15 +104,18 @@ say(" ".join(f"**{n} does not do IOI** (mean logit difference {checks[n].mean:+.
 data = {n: subjects[n].prompts(n_prompts, seed) for n in doing}
 found = {n: classify_ioi_heads(subjects[n].bridge, *data[n], **thresholds).as_dict() for n in doing}
 if found:
-    show_table(ia.class_table(found))
-    controls_ok = [n for n in found if subjects[n].control and ia.planted_check(found[n], subjects[n])]
-    controls_off = [n for n in found if subjects[n].control and n not in controls_ok]
+    show_table(ia.class_table(ia.labelled(found, subjects)))
+controls_ok = [n for n in found if subjects[n].control and ia.planted_check(found[n], subjects[n])]
+controls_off = [n for n in found if subjects[n].control and n not in controls_ok]
+if controls_ok or controls_off:
     say(f"On the controls the search returns exactly the planted heads in every class for "
-        f"{', '.join(controls_ok) or 'none'}"
-        + (f"; it differs for {', '.join(controls_off)}" if controls_off else "")
-        + ". In `planted-cut` the induction and duplicate-token heads are still there, but nothing they write"
-          " reaches the S-inhibition head, so the search (which only looks upstream through the values of"
-          " the S-inhibition heads) finds no head for those classes." * ("planted-cut" in controls_off))
+        f"{', '.join(controls_ok) or 'no control'}"
+        + "".join(f"; for {n} it differs: " + ", ".join(
+            f"{c} (planted {', '.join(hs)}, found {', '.join(found[n].get(c, [])) or 'none'})"
+            for c, hs in subjects[n].classes.items() if set(hs) != set(found[n].get(c, []))) for n in controls_off)
+        + "." + (" The S-inhibition head of `planted-cut` does not read the induction and duplicate-token heads, "
+                 "so a search that looks upstream only through the S-inhibition heads' values cannot reach them."
+                 if "planted-cut" in controls_off else ""))
 
 # %% [markdown]
 # ## Does each model use the IOI algorithm?
@@ -128,20 +131,20 @@ if found:
 # %%
 algorithm = {n: ioi_algorithm(subjects[n].bridge, *data[n], found[n], min_effect, min_upstream_effect) for n in doing}
 if algorithm:
-    links = ia.algorithm_table(algorithm)
+    links = ia.algorithm_table(ia.labelled(algorithm, subjects))
     show_table(links, digits=2)
     plots.link_effects(links.drop(columns="uses the IOI algorithm"),
                        title="Path-patching effect of each link of the IOI algorithm", name="links")
 
 # %%
 if algorithm:
-    say("\n".join(f"* **{n}**: " + ("uses the IOI algorithm — every required link holds"
+    say("\n".join(f"* **{subjects[n].label}**: " + ("uses the IOI algorithm — every required link holds"
                                    if r.uses_algorithm else
                                    "does IOI but **not** with the IOI algorithm — missing: "
                                    + "; ".join(f"{link} (effect {r.links.loc[link, 'relative']:+.2f} of the clean "
                                                f"logit difference, threshold {r.links.loc[link, 'threshold']:g}, "
                                                f"senders: {r.links.loc[link, 'senders']})" for link in r.missing))
-                  + f"{' (control)' if subjects[n].control else ''}." for n, r in algorithm.items()))
+                  + "." for n, r in algorithm.items()))
 
 # %% [markdown]
 # ## How many edges does a faithful circuit need?
@@ -151,24 +154,27 @@ if algorithm:
 # and the circuit is the smallest top-k set whose normalised logit difference
 # (F(C) − F(∅)) / (F(M) − F(∅)) reaches `min_faithfulness` (a log-spaced scan of k, then every k
 # between the last size below the target and the first above it). The chosen circuit's faithfulness
-# is measured again with the engine's `faithfulness`.
+# is measured again with the engine's `faithfulness`. A value above 100% means the kept edges give a
+# larger logit difference than the whole model: edges that lower it (a negative name mover's, for
+# example) are among those patched away. A partial circuit can also score below zero, when an edge is
+# kept without the edges that feed it.
 
 # %%
 circuits = {n: ia.edge_circuit(subjects[n].bridge, data[n][0], min_faithfulness, ig_steps) for n in doing}
 if circuits:
-    show_table(ia.circuit_table(circuits), digits=2)
-    circuit_plots.faithfulness_curves({n: c.curve for n, c in circuits.items()},
+    show_table(ia.circuit_table(ia.labelled(circuits, subjects)), digits=2)
+    circuit_plots.faithfulness_curves(ia.labelled({n: c.curve for n, c in circuits.items()}, subjects),
                                       title=f"EAP-IG: faithfulness of the top-k edges (target {min_faithfulness:g})",
                                       name="faithfulness")
 
 # %%
 if circuits:
-    say(" ".join(f"{n} reaches {c.circuit.info['normalized']:.0%} with {c.circuit.info['k']} of its "
+    say(" ".join(f"{subjects[n].label} reaches {c.circuit.info['normalized']:.0%} with {c.circuit.info['k']} of its "
                  f"{c.n_edges} edges ({len(c.heads)} heads; re-measured: {c.faith.normalized:.0%})"
                  + ("" if c.circuit.info["reached"] else f" — it never reaches {min_faithfulness:.0%}, so every edge "
                     "is kept") + "." for n, c in circuits.items())
         + " The class heads inside each circuit: "
-        + "; ".join(f"{n}: {sum(h in set(c.heads) for h in ic.circuit_heads(found[n]))} of "
+        + "; ".join(f"{subjects[n].label}: {sum(h in set(c.heads) for h in ic.circuit_heads(found[n]))} of "
                     f"{len(ic.circuit_heads(found[n]))}" for n, c in circuits.items()) + ".")
 
 # %% [markdown]
@@ -180,11 +186,11 @@ if circuits:
 
 # %%
 if len(circuits) >= 2:
-    edge_overlap, head_overlap = ia.overlaps(circuits)
+    edge_overlap, head_overlap = ia.overlaps(ia.labelled(circuits, subjects))
     plots.circuit_overlap(edge_overlap, head_overlap, title="Jaccard overlap of the EAP-IG circuits",
                           name="overlap")
-    pairs = [(a, b) for i, a in enumerate(circuits) for b in list(circuits)[i + 1:]]
-    say("Overlap of edges and of heads: " + "; ".join(
+    pairs = [(a, b) for i, a in enumerate(edge_overlap.index) for b in edge_overlap.index[i + 1:]]
+    say("Jaccard overlap of edges and of heads: " + "; ".join(
         f"{a} and {b}: {edge_overlap.loc[a, b]:.2f} and {head_overlap.loc[a, b]:.2f}" for a, b in pairs) + ".")
 elif circuits:
     say("Only one model does IOI, so there is no pair of circuits to compare.")

@@ -44,6 +44,11 @@ class Subject:
     planted: Optional[Any] = None
 
     @property
+    def label(self) -> str:
+        """The name shown in tables and figures: a control says that it is one."""
+        return f"{self.name} (control)" if self.control else self.name
+
+    @property
     def classes(self) -> Optional[dict[str, list[str]]]:
         return self.planted.classes if self.planted is not None else None
 
@@ -87,19 +92,24 @@ def load_subjects(model_names: Sequence[str], controls: Sequence[str]) -> dict[s
     return out
 
 
+def labelled(values: Mapping[str, Any], subjects: Mapping[str, Subject]) -> dict[str, Any]:
+    """``values`` keyed by display label: a control's name gets " (control)" appended."""
+    return {subjects[n].label: v for n, v in values.items()}
+
+
 def behaviour_table(subjects: Mapping[str, Subject], checks: Mapping[str, IOICheck]) -> pd.DataFrame:
     """One row per model: control or not, prompts, mean logit difference, share of prompts preferring
     the IO, and the verdict."""
     rows = {name: {"kind": "control" if subjects[name].control else "model", "prompts": c.n_prompts,
                    "mean logit diff (IO − S)": c.mean, "share positive": c.share_positive,
                    "does IOI": "yes" if c.does_ioi else "no"} for name, c in checks.items()}
-    return pd.DataFrame(rows).T.rename_axis("model")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 def class_table(found: Mapping[str, Mapping[str, Sequence[str]]]) -> pd.DataFrame:
     """Models (rows) x classes (columns): the heads found in each class ("—" for none)."""
     rows = {m: {c: ", ".join(hs) or "—" for c, hs in classes.items()} for m, classes in found.items()}
-    return pd.DataFrame(rows).T.rename_axis("model")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 def algorithm_table(results: Mapping[str, IOIAlgorithm]) -> pd.DataFrame:
@@ -146,7 +156,7 @@ def circuit_table(circuits: Mapping[str, EdgeCircuit]) -> pd.DataFrame:
     rows = {m: {"edges in model": c.n_edges, "edges kept (k)": c.circuit.info["k"], "heads": len(c.heads),
                 "faithfulness (scan)": c.circuit.info["normalized"], "faithfulness (re-measured)": c.faith.normalized,
                 "target reached": "yes" if c.circuit.info["reached"] else "no"} for m, c in circuits.items()}
-    return pd.DataFrame(rows).T.rename_axis("model")
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
 
 
 def overlaps(circuits: Mapping[str, EdgeCircuit]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -163,5 +173,5 @@ def planted_check(found: Mapping[str, Sequence[str]], subject: Subject) -> bool:
 
 
 __all__ = ["CONTROL_TEMPLATE", "EdgeCircuit", "Subject", "algorithm_table", "behaviour_table",
-           "circuit_head_set", "circuit_table", "class_table", "edge_circuit", "load_subjects", "overlaps",
+           "circuit_head_set", "circuit_table", "class_table", "edge_circuit", "labelled", "load_subjects", "overlaps",
            "planted_check"]

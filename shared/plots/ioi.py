@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch, Rectangle
@@ -14,7 +15,7 @@ from shared.engine.circuit import Circuit
 from shared.engine.graph import Graph, parse_node
 from shared.errors import ParameterError
 from shared.plots.circuits import circuit_graph
-from shared.plots.figures import bars, finish, head_heatmap, matrix
+from shared.plots.figures import WIDTH, bars, finish, head_heatmap, heatmap_panel, matrix
 
 CLASS_COLOURS = {"name mover": "#8fd18f", "negative name mover": "#f4a3a3", "S-inhibition": "#c7a6e8",
                  "induction": "#f7c873", "duplicate token": "#f2e37a", "previous token": "#9cc9f0",
@@ -140,12 +141,20 @@ def link_effects(table: pd.DataFrame, title: str = "", name: Optional[str] = Non
 
 
 def circuit_overlap(edges: pd.DataFrame, heads: pd.DataFrame, title: str = "", name: Optional[str] = None) -> Any:
-    """Pairwise Jaccard overlap of the models' circuits: edge sets (left) and head sets (right)."""
-    models = list(edges.index)
-    return head_heatmap({"edge sets": edges.to_numpy(dtype=float), "head sets": heads.to_numpy(dtype=float)},
-                        title=title, vmin=0, vmax=1, cmap="Greens", label="Jaccard overlap", columns=2,
-                        xticklabels=models, yticklabels=models, xlabel="", ylabel="", name=name)
-
+    """Pairwise Jaccard overlap of the models' circuits: edge sets (left) and head sets (right; the
+    rows are the same models, named once on the left), one colour bar."""
+    models = [str(m) for m in edges.index]
+    n = len(models)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 0.4 * n + 0.05 * max(len(m) for m in models) + 1.3),
+                             layout="constrained")
+    image = None
+    for ax, (key, table), rows in zip(axes, (("edge sets", edges), ("head sets", heads)), (models, [""] * n)):
+        image = heatmap_panel(ax, table.to_numpy(dtype=float), key, 0, 1, "Greens", xlabel="", ylabel="",
+                              annotate=True, xticklabels=models, yticklabels=rows)
+    fig.colorbar(image, ax=list(axes), label="Jaccard overlap", fraction=0.04)
+    if title:
+        fig.suptitle(title)
+    return finish(fig, name)
 
 __all__ = ["CLASS_COLOURS", "COLUMNS", "DEFINING", "LINK_LABELS", "backup_rise", "behaviour", "circuit_overlap",
            "class_attention", "class_graph", "direct_effects", "link_effects", "minimality"]

@@ -22,6 +22,12 @@ Planted heads (``PlantedIOI.classes``):
 Every other head is noise (random reads of ``tok``/``pos``, writes to ``spare`` with a small leak to
 ``out``). The corrupted prompts are the ABC set of :mod:`shared.tasks.ioi`: S1 and S2 become two new
 distinct names.
+
+Those are the heads of the default ``placement`` (:data:`PLACEMENT`); any other placement that keeps
+each class after the classes it reads builds the same circuit elsewhere. :data:`CONTROLS` names the
+controls of the ``ioi_across_models`` chapter: the default model, the circuit moved to other heads
+of a six-layer model (:data:`MOVED`), and a model whose S-inhibition head finds S2 by its position
+instead of reading the induction and duplicate-token heads (it does IOI without that link).
 """
 from __future__ import annotations
 
