@@ -147,6 +147,21 @@ if algorithm:
                   + "." for n, r in algorithm.items()))
 
 # %% [markdown]
+# For a control the classes are also known by construction, so the test can be run on the planted
+# heads themselves: then no class is empty, and only the measured effects of the links decide.
+
+# %%
+known = {n: ioi_algorithm(subjects[n].bridge, *data[n], subjects[n].classes, min_effect, min_upstream_effect)
+         for n in doing if subjects[n].control}
+if known:
+    show_table(ia.algorithm_table(ia.labelled(known, subjects)), digits=2)
+    say("With the planted heads as the classes: " + "; ".join(
+        f"{subjects[n].label} " + ("uses the algorithm" if r.uses_algorithm else "does not: " + ", ".join(
+            f"{link} has {int(r.links.loc[link, 'edges'])} edges from {r.links.loc[link, 'senders']} but an effect of "
+            f"only {r.links.loc[link, 'relative']:+.2f} of the clean logit difference (threshold "
+            f"{r.links.loc[link, 'threshold']:g})" for link in r.missing)) for n, r in known.items()) + ".")
+
+# %% [markdown]
 # ## How many edges does a faithful circuit need?
 #
 # EAP-IG (`eap_ig`, `ig_steps` steps from the corrupted to the clean embeddings) scores every edge of
