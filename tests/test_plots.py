@@ -28,7 +28,9 @@ from shared.analysis.weights import Composition
 from shared.chapters.display import count, format_table
 from shared.engine.ablation import KnockoutResult
 from shared.engine.circuit import Circuit, FaithfulnessCurve
+from shared.analysis.ioi_algorithm import ALGORITHM_LINKS, link_name
 from shared.plots import circuits, figures, framework, lists, sequences, widgets
+from shared.plots import ioi as ioi_plots
 from shared.plots.figures import SMALLEST, WIDTH
 from shared.zoo.text.bpe import stdlib_tokenizer
 
@@ -137,6 +139,15 @@ FIGURES: dict[str, Callable[[], Any]] = {
     "accuracy_by_place_and_length": lambda: sequences.accuracy_by_place_and_length(
         pd.DataFrame(RNG.random((5, 9)), columns=[f"task{i}" for i in range(9)]),
         pd.DataFrame(RNG.random((5, 9)), index=range(2, 7), columns=[f"task{i}" for i in range(9)])),
+    "ioi_behaviour": lambda: ioi_plots.behaviour(pd.DataFrame(
+        {"mean logit diff (IO − S)": [0.04, -0.07, 2.4], "does IOI": ["no", "no", "yes"]},
+        index=["suite-s-s0", "suite-m-s1", "planted-moved (control)"]), 1.0, title="Does each model do IOI?"),
+    "ioi_link_effects": lambda: ioi_plots.link_effects(pd.DataFrame(
+        RNG.random((3, 4)), index=["planted (control)", "planted-cut (control)", "gpt2-small"],
+        columns=[link_name(*link[:3]) for link in ALGORITHM_LINKS]), title="links"),
+    "ioi_circuit_overlap": lambda: ioi_plots.circuit_overlap(*[pd.DataFrame(
+        RNG.random((4, 4)), index=[f"planted-moved-{i} (control)" for i in range(4)],
+        columns=[f"planted-moved-{i} (control)" for i in range(4)])] * 2, title="Jaccard overlap"),
 }
 # figures whose colours mean something beyond one series: each needs a legend or a colour bar
 COLOUR_KEYED = set(FIGURES) - {"lines", "circuit_membership", "components"}  # one colour per panel, or

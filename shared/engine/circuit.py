@@ -143,6 +143,47 @@ def faithfulness_curve(bridge: Any, batch: PromptBatch, edge_scores: dict[str, f
     return FaithfulnessCurve(list(sizes), out[:-2], out[-2], out[-1])
 
 
+def smallest_faithful_circuit(bridge: Any, batch: PromptBatch, edge_scores: dict[str, float], target: float = 0.8,
+                              metric: "Metric | str | None" = None, ablation: str = "corrupt",
+                              values: Optional[Values] = None, grid: int = 24,
+                              method: str = "top-k edges") -> tuple[Circuit, FaithfulnessCurve]:
+    """The top-k edges by |score| for the smallest k whose normalised faithfulness reaches ``target``.
+
+    The curve is scored on a log-spaced grid of ``grid`` sizes, then at every size between the last
+    grid point below ``target`` and the first one above it (all in batched runs); k is the first size
+    of that scan that reaches it (the curve need not be monotonic, so a smaller k off the grid could
+    also reach it). When no size does, every edge is kept and ``info['reached']`` is false. Returns
+    the circuit (``score``, ``full``, ``info``: k, normalised faithfulness, target, reached) and the
+    scanned curve."""
+    if not 0 < target <= 1:
+        raise ParameterError(f"The faithfulness target must be in (0, 1], got {target}.")
+    graph = Graph.of(bridge)
+    values = ablation_values(bridge, batch, ablation) if values is None else values
+    n = len(edge_scores)
+    sizes = sorted({0, n} | set(torch.logspace(0, torch.log10(torch.tensor(float(max(n, 1)))), grid)
+                                .round().long().tolist()))
+    coarse = faithfulness_curve(bridge, batch, edge_scores, sizes, metric, values=values)
+    reach = [k for k, f in zip(coarse.sizes, coarse.normalized) if f >= target]
+    points = dict(zip(coarse.sizes, coarse.scores))
+    if reach:
+        below = max([k for k in coarse.sizes if k < reach[0]], default=0)
+        between = list(range(below + 1, reach[0]))
+        if between:
+            fine = faithfulness_curve(bridge, batch, edge_scores, between, metric, values=values)
+            points.update(zip(fine.sizes, fine.scores))
+    curve = FaithfulnessCurve(sorted(points), [points[k] for k in sorted(points)], coarse.full, coarse.empty)
+    hits = [k for k, f in zip(curve.sizes, curve.normalized) if f >= target]
+    k = hits[0] if hits else n
+    ranked = sorted(edge_scores, key=lambda e: -abs(edge_scores[e]))[:k]
+    graph.check_edges(ranked)
+    score = points[k]
+    circuit = Circuit.from_edges(ranked, scores={e: edge_scores[e] for e in ranked}, method=method,
+                                 score=score, full=coarse.full,
+                                 info={"k": k, "normalized": (score - coarse.empty) / _span(coarse.full, coarse.empty),
+                                       "target": target, "reached": bool(hits), "ablation": ablation})
+    return circuit, curve
+
+
 def roc_auc(scores: dict[str, float], truth: Sequence[str]) -> float:
     """Area under the ROC curve of ``|score|`` separating ``truth`` from the other keys (ties 1/2)."""
     truth_set = set(truth)
@@ -155,4 +196,5 @@ def roc_auc(scores: dict[str, float], truth: Sequence[str]) -> float:
     return float(wins.mean())
 
 
-__all__ = ["Circuit", "Faithfulness", "FaithfulnessCurve", "faithfulness", "faithfulness_curve", "roc_auc"]
+__all__ = ["Circuit", "Faithfulness", "FaithfulnessCurve", "faithfulness", "faithfulness_curve", "roc_auc",
+           "smallest_faithful_circuit"]

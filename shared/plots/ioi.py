@@ -1,10 +1,12 @@
 """Figures of the IOI chapter: the circuit graph with its head classes coloured, each class's attention
 at the positions that define it, direct effects per head, the backup name movers' rise and the
-minimality check."""
+minimality check; and, across models, the behaviour, the links of the IOI algorithm and the overlap of
+the models' circuits."""
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.patches import Patch, Rectangle
@@ -13,7 +15,7 @@ from shared.engine.circuit import Circuit
 from shared.engine.graph import Graph, parse_node
 from shared.errors import ParameterError
 from shared.plots.circuits import circuit_graph
-from shared.plots.figures import bars, finish, head_heatmap, matrix
+from shared.plots.figures import WIDTH, bars, finish, head_heatmap, heatmap_panel, matrix
 
 CLASS_COLOURS = {"name mover": "#8fd18f", "negative name mover": "#f4a3a3", "S-inhibition": "#c7a6e8",
                  "induction": "#f7c873", "duplicate token": "#f2e37a", "previous token": "#9cc9f0",
@@ -106,5 +108,53 @@ def minimality(table: pd.DataFrame, title: str = "", name: Optional[str] = None)
     return finish(fig, name)
 
 
-__all__ = ["CLASS_COLOURS", "COLUMNS", "DEFINING", "backup_rise", "class_attention", "class_graph", "direct_effects",
-           "minimality"]
+def behaviour(table: pd.DataFrame, min_logit_diff: float, title: str = "", name: Optional[str] = None) -> Any:
+    """Mean logit difference IO - S of each model (bars coloured by the verdict of the behaviour
+    check), with the criterion as a dashed line."""
+    colours = {"yes": "tab:green", "no": "tab:gray"}
+    fig = bars(table.index.tolist(), table["mean logit diff (IO − S)"].astype(float).tolist(),
+               ylabel="mean logit diff IO − S (nats)", title=title,
+               colors=[colours[v] for v in table["does IOI"]],
+               legend={colours[v]: f"does IOI: {v}" for v in dict.fromkeys(table["does IOI"])})
+    ax = fig.axes[0]
+    line = ax.axhline(min_logit_diff, color="0.3", ls="--", lw=1, label=f"criterion ({min_logit_diff:g} nats)")
+    ax.legend(handles=ax.get_legend().legend_handles + [line], loc="upper left", bbox_to_anchor=(1.01, 1))
+    return finish(fig, name, vector=True)
+
+
+LINK_LABELS = {"name mover": "NM", "S-inhibition": "S-inh", "induction": "ind", "duplicate token": "dup",
+               "previous token": "prev", " / ": "/", " (": " ", ")": ""}
+
+
+def link_effects(table: pd.DataFrame, title: str = "", name: Optional[str] = None) -> Any:
+    """Models (rows) x links of the IOI algorithm (columns, abbreviated): each link's path-patching
+    effect over the clean logit difference."""
+    labels = []
+    for link in table.columns:
+        for long, short in LINK_LABELS.items():
+            link = link.replace(long, short)
+        labels.append(link)
+    values = table.to_numpy(dtype=float)
+    lim = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    return matrix(values, list(table.index), labels, title=title, xlabel="link (receiver port)",
+                  label="effect / clean logit diff", cmap="RdBu", vmin=-lim, vmax=lim, name=name)
+
+
+def circuit_overlap(edges: pd.DataFrame, heads: pd.DataFrame, title: str = "", name: Optional[str] = None) -> Any:
+    """Pairwise Jaccard overlap of the models' circuits: edge sets (left) and head sets (right; the
+    rows are the same models, named once on the left), one colour bar."""
+    models = [str(m) for m in edges.index]
+    n = len(models)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 0.4 * n + 0.05 * max(len(m) for m in models) + 1.3),
+                             layout="constrained")
+    image = None
+    for ax, (key, table), rows in zip(axes, (("edge sets", edges), ("head sets", heads)), (models, [""] * n)):
+        image = heatmap_panel(ax, table.to_numpy(dtype=float), key, 0, 1, "Greens", xlabel="", ylabel="",
+                              annotate=True, xticklabels=models, yticklabels=rows)
+    fig.colorbar(image, ax=list(axes), label="Jaccard overlap", fraction=0.04)
+    if title:
+        fig.suptitle(title)
+    return finish(fig, name)
+
+__all__ = ["CLASS_COLOURS", "COLUMNS", "DEFINING", "LINK_LABELS", "backup_rise", "behaviour", "circuit_overlap",
+           "class_attention", "class_graph", "direct_effects", "link_effects", "minimality"]

@@ -22,12 +22,18 @@ Planted heads (``PlantedIOI.classes``):
 Every other head is noise (random reads of ``tok``/``pos``, writes to ``spare`` with a small leak to
 ``out``). The corrupted prompts are the ABC set of :mod:`shared.tasks.ioi`: S1 and S2 become two new
 distinct names.
+
+Those are the heads of the default ``placement`` (:data:`PLACEMENT`); any other placement that keeps
+each class after the classes it reads builds the same circuit elsewhere. :data:`CONTROLS` names the
+controls of the ``ioi_across_models`` chapter: the default model, the circuit moved to other heads
+of a six-layer model (:data:`MOVED`), and a model whose S-inhibition head finds S2 by its position
+instead of reading the induction and duplicate-token heads (it does IOI without that link).
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import torch
 
@@ -40,7 +46,7 @@ from shared.zoo.registry import boot_native
 N_NAMES = 8
 BOS, NAMES, AND, GAVE, TO = 0, list(range(1, 1 + N_NAMES)), 9, 10, 11
 FILLERS = [12, 13, 14, 15]
-VOCAB, N_CTX, PROMPT_LEN = 16, 10, 9
+VOCAB, N_CTX, PROMPT_LEN, S2_POS = 16, 10, 9, 6
 TOKEN_NAMES = ["<bos>"] + [f"N{i}" for i in range(N_NAMES)] + ["and", "gave", "to"] + [f"w{i}" for i in range(4)]
 
 
@@ -79,14 +85,40 @@ def _prompts(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     return (torch.tensor(clean), torch.tensor(corrupt), torch.tensor(io_pos), torch.tensor(s1_pos))
 
 
+# where each class sits: (layer, head); the default, and the "moved" control (six layers, other heads)
+PLACEMENT = {"previous token": (0, 0), "duplicate token": (0, 1), "induction": (1, 0), "S-inhibition": (2, 0),
+             "name mover": (3, 0), "negative name mover": (3, 1), "backup name mover": (4, 0)}
+MOVED = {"previous token": (0, 3), "duplicate token": (1, 2), "induction": (1, 1), "S-inhibition": (3, 2),
+         "name mover": (4, 1), "negative name mover": (4, 3), "backup name mover": (5, 0)}
+# each class must sit in a later layer than the classes it reads
+_READS = {"induction": ["previous token"], "S-inhibition": ["induction", "duplicate token"],
+          "name mover": ["S-inhibition"], "negative name mover": ["S-inhibition"],
+          "backup name mover": ["name mover", "negative name mover"]}
+
+
 def planted_ioi_model(gain: float = 4.0, negative: float = 0.3, backup_gain: float = 2.0, leak: float = 0.05,
-                      n_heads: int = 4, d_head: int = 32, seed: int = 0) -> PlantedIOI:
+                      n_heads: int = 4, d_head: int = 32, seed: int = 0, placement: Optional[dict] = None,
+                      n_layers: int = 5, cut_inhibition_input: bool = False,
+                      description: str = "planted IOI circuit") -> PlantedIOI:
     """The planted IOI model (see the module docstring); ``gain``: the name mover's write to ``out``,
-    ``negative``: the negative name mover's as a share of it, ``backup_gain``: the backup's."""
+    ``negative``: the negative name mover's as a share of it, ``backup_gain``: the backup's;
+    ``placement``: ``{class: (layer, head)}`` (default :data:`PLACEMENT`) in ``n_layers`` layers.
+
+    ``cut_inhibition_input``: the S-inhibition head no longer reads ``dup`` (what the induction and
+    duplicate-token heads write) but attends to S2 by its position (always 6 in these prompts) and copies
+    the token there. The model still does IOI, but the link induction / duplicate token -> S-inhibition
+    is gone, so it does not use the IOI algorithm."""
     if d_head < 2 * N_NAMES + 1 or d_head < N_NAMES + N_CTX + 1:
         raise ParameterError(f"d_head must be at least {max(2 * N_NAMES + 1, N_NAMES + N_CTX + 1)}.")
+    at = dict(PLACEMENT if placement is None else placement)
+    if set(at) != set(PLACEMENT) or len(set(at.values())) != len(at):
+        raise ParameterError(f"placement must give each of {', '.join(PLACEMENT)} its own (layer, head).")
+    bad = [c for c, reads in _READS.items() for r in reads if at[c][0] <= at[r][0]]
+    if bad or any(not (0 <= l < n_layers and 0 <= h < n_heads) for l, h in at.values()):
+        raise ParameterError(f"placement must fit {n_layers} layers of {n_heads} heads and put each class after "
+                             f"the classes it reads ({', '.join(bad) or 'out of range'}).")
     lay = _Layout({"tok": VOCAB, "pos": N_CTX, "prev": VOCAB, "dup": VOCAB, "inh": VOCAB, "out": VOCAB, "spare": 16})
-    L, d = 5, lay.d_model
+    L, d = n_layers, lay.d_model
     bridge = boot_native(dict(n_layers=L, d_model=d, n_heads=n_heads, d_head=d_head, d_vocab=VOCAB, n_ctx=N_CTX,
                               attn_only=True, normalization_type=None, seed=seed))
     set_ = _setter(bridge)
@@ -110,29 +142,37 @@ def planted_ioi_model(gain: float = 4.0, negative: float = 0.3, backup_gain: flo
         bq[l, h, dim] = 1.0
         Wk[l, h, row("pos", 0), dim] = score * r
 
-    # a0.h0 previous token: query position i matches key position i - 1.
+    # previous token: query position i matches key position i - 1.
+    l, h = at["previous token"]
     for i in range(1, N_CTX):
-        Wq[0, 0, row("pos", i), i] = 1.0
-        Wk[0, 0, row("pos", i - 1), i] = 10.0 * r
-    Wv[0, 0, lay["tok"], :VOCAB] = torch.eye(VOCAB)
-    Wo[0, 0, :VOCAB, lay["prev"]] = torch.eye(VOCAB)
-    # a0.h1 duplicate token: a name matches the same name earlier (not itself), else BOS.
-    Wq[0, 1, row("tok", names), torch.arange(N_NAMES)] = 1.0
-    Wk[0, 1, row("tok", names), torch.arange(N_NAMES)] = 8.0 * r
+        Wq[l, h, row("pos", i), i] = 1.0
+        Wk[l, h, row("pos", i - 1), i] = 10.0 * r
+    Wv[l, h, lay["tok"], :VOCAB] = torch.eye(VOCAB)
+    Wo[l, h, :VOCAB, lay["prev"]] = torch.eye(VOCAB)
+    # duplicate token: a name matches the same name earlier (not itself), else BOS.
+    l, h = at["duplicate token"]
+    Wq[l, h, row("tok", names), torch.arange(N_NAMES)] = 1.0
+    Wk[l, h, row("tok", names), torch.arange(N_NAMES)] = 8.0 * r
     for i in range(N_CTX):
-        Wq[0, 1, row("pos", i), N_NAMES + i] = 1.0
-        Wk[0, 1, row("pos", i), N_NAMES + i] = -16.0 * r
-    bos_sink(0, 1, N_NAMES + N_CTX, 4.0)
-    copy_names(0, 1, "tok", "dup", 1.0)
-    # a1.h0 induction: a name matches the position whose previous token is that name, else BOS.
-    Wq[1, 0, row("tok", names), torch.arange(N_NAMES)] = 1.0
-    Wk[1, 0, row("prev", names), torch.arange(N_NAMES)] = 8.0 * r
-    bos_sink(1, 0, N_NAMES, 4.0)
-    copy_names(1, 0, "prev", "dup", 1.0)
-    # a2.h0 S-inhibition: attend where dup is large; copy dup to inh.
-    bq[2, 0, 0] = 1.0
-    Wk[2, 0, row("dup", names), 0] = 4.0 * r
-    copy_names(2, 0, "dup", "inh", 1.0)
+        Wq[l, h, row("pos", i), N_NAMES + i] = 1.0
+        Wk[l, h, row("pos", i), N_NAMES + i] = -16.0 * r
+    bos_sink(l, h, N_NAMES + N_CTX, 4.0)
+    copy_names(l, h, "tok", "dup", 1.0)
+    # induction: a name matches the position whose previous token is that name, else BOS.
+    l, h = at["induction"]
+    Wq[l, h, row("tok", names), torch.arange(N_NAMES)] = 1.0
+    Wk[l, h, row("prev", names), torch.arange(N_NAMES)] = 8.0 * r
+    bos_sink(l, h, N_NAMES, 4.0)
+    copy_names(l, h, "prev", "dup", 1.0)
+    # S-inhibition: attend where dup is large and copy dup to inh (cut: attend to position 6, copy its token).
+    l, h = at["S-inhibition"]
+    bq[l, h, 0] = 1.0
+    if cut_inhibition_input:
+        Wk[l, h, row("pos", S2_POS), 0] = 8.0 * r
+        copy_names(l, h, "tok", "inh", 2.0)  # as strong as dup at S2, where both upstream heads write
+    else:
+        Wk[l, h, row("dup", names), 0] = 4.0 * r
+        copy_names(l, h, "dup", "inh", 1.0)
 
     def mover(l: int, h: int, scale: float, avoid_out: float = 0.0, inhibit: float = 2.0) -> None:
         bq[l, h, 0] = 1.0
@@ -144,10 +184,10 @@ def planted_ioi_model(gain: float = 4.0, negative: float = 0.3, backup_gain: flo
             Wk[l, h, row("tok", names), 1 + N_NAMES + torch.arange(N_NAMES)] = r
         copy_names(l, h, "tok", "out", scale)
 
-    mover(3, 0, gain)
-    mover(3, 1, -negative * gain)
-    mover(4, 0, backup_gain, avoid_out=4.0, inhibit=4.0)
-    planted = {(0, 0), (0, 1), (1, 0), (2, 0), (3, 0), (3, 1), (4, 0)}
+    mover(*at["name mover"], gain)
+    mover(*at["negative name mover"], -negative * gain)
+    mover(*at["backup name mover"], backup_gain, avoid_out=4.0, inhibit=4.0)
+    planted = set(at.values())
     for l in range(L):
         for h in range(n_heads):
             if (l, h) not in planted:
@@ -159,12 +199,30 @@ def planted_ioi_model(gain: float = 4.0, negative: float = 0.3, backup_gain: flo
         rows = torch.arange(n)
         batch = PromptBatch(clean, corrupt, clean[rows, io_pos], clean[rows, s1_pos])
         end = torch.full((n,), PROMPT_LEN - 1)
-        return batch, IOIPositions(io=io_pos, s1=s1_pos, s2=torch.full((n,), 6), end=end)
+        return batch, IOIPositions(io=io_pos, s1=s1_pos, s2=torch.full((n,), S2_POS), end=end)
 
-    classes = {"name mover": ["a3.h0"], "negative name mover": ["a3.h1"], "S-inhibition": ["a2.h0"],
-               "induction": ["a1.h0"], "duplicate token": ["a0.h1"], "previous token": ["a0.h0"],
-               "backup name mover": ["a4.h0"]}
-    return PlantedIOI(bridge, classes, "planted IOI circuit", make_batch)
+    order = ["name mover", "negative name mover", "S-inhibition", "induction", "duplicate token", "previous token",
+             "backup name mover"]
+    classes = {c: [f"a{at[c][0]}.h{at[c][1]}"] for c in order}
+    return PlantedIOI(bridge, classes, description, make_batch)
 
 
-__all__ = ["PlantedIOI", "TOKEN_NAMES", "planted_ioi_model"]
+# the positive and negative controls of the ``ioi_across_models`` chapter, by name
+CONTROLS = {
+    "planted": dict(description="planted IOI circuit (control)"),
+    "planted-moved": dict(placement=MOVED, n_layers=6, seed=1,
+                          description="planted IOI circuit, heads moved (control)"),
+    "planted-cut": dict(cut_inhibition_input=True, description="planted IOI circuit, link cut (control)"),
+}
+
+
+def ioi_control(name: str) -> PlantedIOI:
+    """A control of :data:`CONTROLS`: ``planted`` (the default model), ``planted-moved`` (every class in
+    another head, six layers, other noise) or ``planted-cut`` (S-inhibition does not read the induction
+    and duplicate-token heads)."""
+    if name not in CONTROLS:
+        raise ParameterError(f"Unknown IOI control {name!r}; use one of {', '.join(CONTROLS)}.")
+    return planted_ioi_model(**CONTROLS[name])
+
+
+__all__ = ["CONTROLS", "MOVED", "PLACEMENT", "PlantedIOI", "TOKEN_NAMES", "ioi_control", "planted_ioi_model"]
