@@ -78,8 +78,10 @@ def role_sentence(role: str) -> str:
     part = summary.xs(role, level="role")
     have = part[part["step"].notna()]
     if have.empty:
+        top = part["best score"].idxmax()
         return (f"**{role}**: no head of any model reaches {role_threshold:g} at any checkpoint (best final score "
-                f"{part['best score'].max():.2f}, `{part['best score'].idxmax()}`), so the role is absent.")
+                f"{part.loc[top, 'best score']:.2f}, head `{part.loc[top, 'best head']}` of {top}), so the role is "
+                "absent.")
     where = "; ".join(f"{m} from step {int(r.step)} ({int(r.tokens):,} tokens), best head `{r['best head']}` "
                       f"at the end ({r['best score']:.2f}), {r['best heads']} different best head"
                       f"{'s' if r['best heads'] != 1 else ''} since, {r['heads above']} head"

@@ -78,13 +78,15 @@ for name in model_names:
 # * **induction score**: the best head's prefix-matching score on repeated random tokens.
 #
 # Each checkpoint's numbers are stored in the results cache, keyed by model, step and parameters,
-# so re-running the chapter reads them back. Tokens seen = step × 32 rows × 128 tokens.
+# so re-running the chapter reads them back. Tokens seen = step × 32 rows × 128 tokens. The table
+# shows each model at its last checkpoint.
 
 # %%
 series = tr.performance_series(model_names, max_checkpoints, n_prompts=n_prompts, n_windows=n_windows,
                                early_pos=early_pos, late_pos=late_pos, seed=seed)
-show_table(series.drop(columns=["size", "seed", "induction_head", "loss"]).set_index(["model", "step"]),
-           digits=2, integers=["tokens"])
+columns = ["model", "step", "tokens", *tr.METRICS, "induction_head"]
+show_table(series.sort_values("step").groupby("model", sort=False).tail(1)[columns].set_index("model"), digits=2,
+           integers=["step", "tokens"])  # the last checkpoint of each model; every checkpoint is in the figures
 
 # %% [markdown]
 # ## When does each ability appear?
