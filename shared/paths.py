@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Optional
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -38,6 +39,17 @@ def local_cache_dir() -> Path:
     return root
 
 
+def revision_folder(hub_id: str, revision: Optional[str]) -> Optional[Path]:
+    """A local copy of hub model ``hub_id`` at ``revision`` (e.g. ``"step1000"``), used instead of the
+    download when it exists: ``$CIRCUITS_BOOK_HF_REVISIONS/<hub id>/<revision>/`` holding a
+    ``config.json`` (an offline mirror of training checkpoints; the tests save tiny models there)."""
+    root = os.environ.get("CIRCUITS_BOOK_HF_REVISIONS")
+    if not root or not revision:
+        return None
+    folder = Path(root) / hub_id / revision
+    return folder if (folder / "config.json").exists() else None
+
+
 def figures_dir() -> Path:
     """Where chapters export their figures: ``figures/`` (``CIRCUITS_BOOK_FIGURES`` points it elsewhere)."""
     path = Path(os.environ.get("CIRCUITS_BOOK_FIGURES", REPO_ROOT / "figures"))
@@ -45,4 +57,5 @@ def figures_dir() -> Path:
     return path
 
 
-__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir", "is_shipped", "local_cache_dir", "shipped_cache_dir"]
+__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir", "is_shipped", "local_cache_dir", "revision_folder",
+           "shipped_cache_dir"]

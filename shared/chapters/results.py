@@ -21,7 +21,10 @@ from shared.zoo.cache import cached_dir
 
 def model_key(bridge: Any) -> dict[str, Any]:
     """What identifies a model for result caching: its book name and description (which holds
-    the local cache folder, itself a hash of config and recipe)."""
+    the local cache folder, itself a hash of config and recipe). A mapping is taken as the key itself
+    (``model`` and ``description``), so a cached result can be looked up without loading the model."""
+    if isinstance(bridge, Mapping):
+        return {"model": bridge["model"], "description": bridge["description"]}
     return {"model": getattr(bridge, "book_model_name", getattr(bridge.cfg, "model_name", "?")),
             "description": getattr(bridge, "book_model_description", "")}
 

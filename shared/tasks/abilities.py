@@ -37,17 +37,16 @@ def sequence_accuracy(model: Any, forms: Optional[Sequence[str]] = None, tasks: 
     """One row per (form, task): ``accuracy`` (top-1), ``logit_diff`` (answer − last member), ``n``,
     ``held_out`` (False only for the book's ``bare`` list, which no sequence corpus can avoid)."""
     forms = list(heldout.BOOK_TEMPLATES + tuple(heldout.SEQ_FORMS)) if forms is None else list(forms)
+    prompts = {(form, task): _book_prompts(task, form, n_members, n_prompts, seed) if form in heldout.BOOK_TEMPLATES
+               else heldout.seq_form_prompts(form, task, n_members, n_prompts, seed)
+               for form in forms for task in tasks}
+    # one scoring pass over every prompt (batched by token length), then split by form and task
+    table = score(model, [p for group in prompts.values() for p in group]).groupby(["template", "task"])
     rows = []
-    for form in forms:
-        for task in tasks:
-            if form in heldout.BOOK_TEMPLATES:
-                prompts = _book_prompts(task, form, n_members, n_prompts, seed)
-            else:
-                prompts = heldout.seq_form_prompts(form, task, n_members, n_prompts, seed)
-            table = score(model, prompts)
-            rows.append(dict(form=form, task=task, held_out=form != "bare",
-                             book=form in heldout.BOOK_TEMPLATES, n=len(prompts),
-                             accuracy=float(table.top1.mean()), logit_diff=float(table.logit_diff.mean())))
+    for (form, task), group in prompts.items():
+        part = table.get_group((form, task))
+        rows.append(dict(form=form, task=task, held_out=form != "bare", book=form in heldout.BOOK_TEMPLATES,
+                         n=len(group), accuracy=float(part.top1.mean()), logit_diff=float(part.logit_diff.mean())))
     return pd.DataFrame(rows)
 
 

@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from shared.zoo.cache import cached_dir, config_key
 from shared.errors import ModelUnavailableError, ParameterError, UnknownModelError
+from shared.paths import revision_folder
 
 # Modules whose import registers local models (kept lazy: importing them may be slow).
 ZOO_MODULES: tuple[str, ...] = (
@@ -314,7 +315,9 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
     if name in PRETRAINED or "/" in name:
         hub_id = PRETRAINED.get(name, name)
         revision = _counterpart_revision(name, step, revision)
-        bridge = _boot_hf(hub_id, device=device, revision=revision, ungroup_kv=ungroup_kv)
+        mirror = revision_folder(hub_id, revision)  # a local copy of that revision, if one is kept
+        bridge = _boot_hf(str(mirror or hub_id), device=device, revision=None if mirror else revision,
+                          ungroup_kv=ungroup_kv)
         _label(bridge, name, f"pretrained {hub_id!r}" + (f" at revision {revision}" if revision else "")
                + _ungrouped_note(bridge))
         return bridge
