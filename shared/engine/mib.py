@@ -103,7 +103,7 @@ def mib_curve(bridge: Any, batch: PromptBatch, edge_scores: dict[str, float],
                               metric=metric, ablation=ablation, values=values)
 
 
-def forward_seconds(bridge: Any, batch: PromptBatch, repeats: int = 3) -> float:
+def forward_seconds(bridge: Any, batch: PromptBatch, repeats: int = 10) -> float:
     """Seconds of one plain forward pass over the clean prompts (best of ``repeats``)."""
     best = float("inf")
     with torch.no_grad():
