@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
 from shared.engine.eap import eap, eap_ig
+from shared.engine.graph import Graph
 from shared.engine.edge_pruning import edge_pruning
 from shared.engine.mib import MIB_PERCENTS, MethodScores, forward_seconds, score_method
 from shared.engine.patching import path_patching
@@ -63,20 +64,25 @@ def compare_methods(pm: PlantedModel, batch: PromptBatch, ig_steps: int = 5, acd
 def run_ladder(ladder: Mapping[str, Sequence[float]], n_prompts: int, seed: int = 0, min_accuracy: float = 0.9,
                progress: bool = True, **settings: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
     """All methods on every rung of ``ladder`` (knob -> values). Returns one row per method and
-    rung (knob, value, method, CPR, CMD, ROC AUC, seconds, forward passes, f at each share), and
+    rung (knob, value, edges of the graph, method, CPR, CMD, ROC AUC, seconds, forward passes, f at each share), and
     the rungs left out because the model does not do its task (accuracy below ``min_accuracy``)."""
     rows, skipped = [], []
     jobs = [(k, v) for k, values in ladder.items() for v in values]
-    for knob, value in tqdm(jobs, desc="ladder", disable=not progress, leave=False):
-        pm = rung(knob, value, seed)
-        batch = pm.batch(n_prompts, seed=seed)
-        acc = accuracy(pm, batch)
-        if acc < min_accuracy:
-            skipped.append({"knob": knob, "value": value, "accuracy": acc})
-            continue
-        for s in compare_methods(pm, batch, seed=seed, **settings):
-            rows.append({"knob": knob, "value": value, **s.row(),
-                         **{f"f@{p:g}%": f for p, f in zip(s.percents, s.faithfulness)}})
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the models are tiny: more threads only add overhead to thousands of small ops
+    try:
+        for knob, value in tqdm(jobs, desc="ladder", disable=not progress, leave=False):
+            pm = rung(knob, value, seed)
+            batch = pm.batch(n_prompts, seed=seed)
+            acc = accuracy(pm, batch)
+            if acc < min_accuracy:
+                skipped.append({"knob": knob, "value": value, "accuracy": acc})
+                continue
+            for s in compare_methods(pm, batch, seed=seed, **settings):
+                rows.append({"knob": knob, "value": value, "edges": len(Graph.of(pm.bridge).edges), **s.row(),
+                             **{f"f@{p:g}%": f for p, f in zip(s.percents, s.faithfulness)}})
+    finally:
+        torch.set_num_threads(threads)
     return pd.DataFrame(rows), pd.DataFrame(skipped, columns=["knob", "value", "accuracy"])
 
 

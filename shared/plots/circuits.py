@@ -164,8 +164,8 @@ def method_ladder(frame: Any, metrics: tuple[str, ...] = ("ROC AUC", "CPR"), kno
                 ax.plot(rows["value"], rows[metric], marker=markers[m], ms=4, color=colours[m], label=m,
                         alpha=0.85)
             ax.grid(alpha=0.3)
-            ax.set_xticks(sorted(part["value"].unique()))
-            ax.tick_params(axis="x", labelrotation=45)
+            ticks = sorted(part["value"].unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 5 else 0)
             if j == 0:
                 ax.set_ylabel(metric)
             if i == len(metrics) - 1:
