@@ -143,4 +143,38 @@ def faithfulness_curves(curves: Mapping[str, FaithfulnessCurve], title: str = "F
     return finish(fig, name, vector=True)
 
 
-__all__ = ["PORT_COLOURS", "circuit_graph", "faithfulness_curves", "knockout_heatmap"]
+def method_ladder(frame: Any, metrics: tuple[str, ...] = ("ROC AUC", "CPR"), knob_labels: Optional[Mapping[str, str]] = None,
+                  name: Optional[str] = None) -> Any:
+    """One column per difficulty knob, one row per score: each method's score against the knob's
+    value (``frame``: columns knob, value, method and the ``metrics``), one legend for the methods."""
+    knobs = list(dict.fromkeys(frame["knob"]))
+    methods = list(dict.fromkeys(frame["method"]))
+    if not knobs:
+        raise ParameterError("The ladder is empty: no rung was run.")
+    colours = dict(zip(methods, plt.get_cmap("tab10").colors))
+    markers = dict(zip(methods, "osD^v<>ph*"))
+    fig, axes = plt.subplots(len(metrics), len(knobs), squeeze=False, sharey="row",
+                             figsize=(WIDTH, 1.2 + 2.0 * len(metrics)))
+    for j, knob in enumerate(knobs):
+        part = frame[frame["knob"] == knob]
+        for i, metric in enumerate(metrics):
+            ax = axes[i, j]
+            for m in methods:
+                rows = part[part["method"] == m].sort_values("value")
+                ax.plot(rows["value"], rows[metric], marker=markers[m], ms=4, color=colours[m], label=m,
+                        alpha=0.85)
+            ax.grid(alpha=0.3)
+            ticks = sorted(part["value"].unique())
+            ax.set_xticks(ticks, [f"{t:g}" for t in ticks], rotation=45 if len(ticks) > 5 else 0)
+            if j == 0:
+                ax.set_ylabel(metric)
+            if i == len(metrics) - 1:
+                ax.set_xlabel((knob_labels or {}).get(knob, knob))
+    handles = [Line2D([0], [0], color=colours[m], marker=markers[m], label=m) for m in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(methods)), frameon=False,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.07 + 0.03 * ((len(methods) - 1) // 3), 1, 1))
+    return finish(fig, name, vector=True)
+
+
+__all__ = ["PORT_COLOURS", "circuit_graph", "faithfulness_curves", "knockout_heatmap", "method_ladder"]

@@ -96,6 +96,10 @@ def _noise_head(g: torch.Generator, lay: _Layout, d_head: int, leak: float, read
     return W["Q"], W["K"], W["V"], O
 
 
+def _blank_head(d: int, d_head: int):
+    return torch.zeros(d, d_head), torch.zeros(d, d_head), torch.zeros(d, d_head), torch.zeros(d_head, d)
+
+
 def _finish(bridge: Any, set_, Wq, Wk, Wv, Wo, bq, lay: _Layout, vocab: int, n_ctx: int) -> None:
     E = torch.zeros(vocab, lay.d_model)
     E[:, lay["tok"]] = torch.eye(vocab)
@@ -116,10 +120,20 @@ def _finish(bridge: Any, set_, Wq, Wk, Wv, Wo, bq, lay: _Layout, vocab: int, n_c
 
 
 def induction_model(vocab: int = 16, n_ctx: int = 16, n_heads: int = 4, d_head: int = 16,
-                    gain: float = 4.0, leak: float = 0.15, sharpness: float = 6.0, seed: int = 0) -> PlantedModel:
-    """Two-layer attention-only model with a planted induction circuit ``a0.h0 -> a1.h0`` (key)."""
+                    gain: float = 4.0, leak: float = 0.15, sharpness: float = 6.0, seed: int = 0,
+                    distractor: float = 0.0, backup: float = 0.0) -> PlantedModel:
+    """Two-layer attention-only model with a planted induction circuit ``a0.h0 -> a1.h0`` (key).
+
+    Two knobs make it harder. ``distractor > 0`` turns the noise head ``a1.h{last}`` into a head that
+    attends to the current token and writes it into the output subspace with that gain: a large
+    output that barely touches the logit difference (the current token is never an answer; only the
+    softmax's small leak to earlier tokens reaches the answer).
+    ``backup > 0`` adds a backup induction head ``a1.h1`` (same mechanism, fed by the same
+    previous-token head) carrying that share of the answer; ``a1.h0`` keeps the rest."""
     if d_head < max(vocab, n_ctx):
         raise ParameterError(f"d_head must be at least max(vocab, n_ctx) = {max(vocab, n_ctx)}.")
+    if not 0 <= backup < 1 or distractor < 0 or n_heads < 1 + (backup > 0) + (distractor > 0):
+        raise ParameterError("backup must be in [0, 1), distractor >= 0, and the model needs a head for each.")
     lay = _Layout({"tok": vocab, "pos": n_ctx, "prev": vocab, "out": vocab, "spare": 16})
     bridge = boot_native(dict(n_layers=2, d_model=lay.d_model, n_heads=n_heads, d_head=d_head, d_vocab=vocab,
                               n_ctx=n_ctx, attn_only=True, normalization_type=None, seed=seed))
@@ -138,13 +152,22 @@ def induction_model(vocab: int = 16, n_ctx: int = 16, n_heads: int = 4, d_head: 
     Wv[0, 0, lay["tok"], :vocab] = torch.eye(vocab)
     Wo[0, 0, :vocab, lay["prev"]] = torch.eye(vocab)
     # a1.h0: query = current token, key = previous token; copy the attended token to the output.
-    Wq[1, 0, lay["tok"], :vocab] = torch.eye(vocab)
-    Wk[1, 0, lay["prev"], :vocab] = beta * torch.eye(vocab)
-    Wv[1, 0, lay["tok"], :vocab] = torch.eye(vocab)
-    Wo[1, 0, :vocab, lay["out"]] = gain * torch.eye(vocab)
     for l in range(2):
         for h in range(1, n_heads):
             Wq[l, h], Wk[l, h], Wv[l, h], Wo[l, h] = _noise_head(g, lay, d_head, leak)
+    for h, share in ((0, 1 - backup), (1, backup)) if backup > 0 else ((0, 1.0),):
+        Wq[1, h], Wk[1, h], Wv[1, h], Wo[1, h] = _blank_head(d, d_head)
+        Wq[1, h, lay["tok"], :vocab] = torch.eye(vocab)
+        Wk[1, h, lay["prev"], :vocab] = beta * torch.eye(vocab)
+        Wv[1, h, lay["tok"], :vocab] = torch.eye(vocab)
+        Wo[1, h, :vocab, lay["out"]] = share * gain * torch.eye(vocab)
+    if distractor > 0:  # attend to the current position, copy its token into the output subspace
+        h = n_heads - 1
+        Wq[1, h], Wk[1, h], Wv[1, h], Wo[1, h] = _blank_head(d, d_head)
+        Wq[1, h, lay["pos"], :n_ctx] = torch.eye(n_ctx)
+        Wk[1, h, lay["pos"], :n_ctx] = beta * torch.eye(n_ctx)
+        Wv[1, h, lay["tok"], :vocab] = torch.eye(vocab)
+        Wo[1, h, :vocab, lay["out"]] = distractor * torch.eye(vocab)
     _finish(bridge, set_, Wq, Wk, Wv, Wo, bq, lay, vocab, n_ctx)
 
     def make_batch(n: int, seed: int = 0, prefix: int = 6) -> PromptBatch:
@@ -161,7 +184,11 @@ def induction_model(vocab: int = 16, n_ctx: int = 16, n_heads: int = 4, d_head: 
         return PromptBatch(clean_t, corrupt_t, clean_t[:, prefix - 1], corrupt_t[:, prefix - 1])
 
     edges = ["input->a0.h0:v", "a0.h0->a1.h0:k", "input->a1.h0:q", "input->a1.h0:v", "a1.h0->logits"]
-    return PlantedModel(bridge, ["a0.h0", "a1.h0"], edges, "planted two-layer induction circuit", make_batch)
+    nodes = ["a0.h0", "a1.h0"]
+    if backup > 0:
+        edges += ["a0.h0->a1.h1:k", "input->a1.h1:q", "input->a1.h1:v", "a1.h1->logits"]
+        nodes.append("a1.h1")
+    return PlantedModel(bridge, nodes, edges, "planted two-layer induction circuit", make_batch)
 
 
 def copy_first_model(vocab: int = 16, n_ctx: int = 12, n_heads: int = 4, d_head: int = 16,
