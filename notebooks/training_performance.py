@@ -85,7 +85,7 @@ for name in model_names:
 series = tr.performance_series(model_names, max_checkpoints, n_prompts=n_prompts, n_windows=n_windows,
                                early_pos=early_pos, late_pos=late_pos, seed=seed)
 columns = ["model", "step", "tokens", *tr.METRICS, "induction_head"]
-show_table(series.sort_values("step").groupby("model", sort=False).tail(1)[columns].set_index("model"), digits=2,
+show_table(series.groupby("model", sort=False).tail(1)[columns].set_index("model"), digits=2,
            integers=["step", "tokens"])  # the last checkpoint of each model; every checkpoint is in the figures
 
 # %% [markdown]
@@ -100,7 +100,8 @@ show_table(series.sort_values("step").groupby("model", sort=False).tail(1)[colum
 criteria = {"ioi_logit_diff": min_ioi_logit_diff, "ioi_accuracy": min_ioi_accuracy,
             "gt_prob_diff": min_gt_prob_diff, "seq_accuracy": min_seq_accuracy, "icl_score": max_icl_score,
             "induction": min_induction}
-tables = {metric: tr.emergence(series, metric, bar, appear_fraction) for metric, bar in criteria.items()}
+tables = {metric: tr.emergence(series, metric, bar, appear_fraction).reindex(model_names)
+          for metric, bar in criteria.items()}
 summary = {metric: table.assign(metric=metric).reset_index() for metric, table in tables.items()}
 show_table(pd.concat(summary.values()).set_index(["metric", "model"])[["first", "final", "present", "step", "tokens"]],
            digits=2, integers=["step", "tokens"])
