@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 
 import huggingface_hub.constants
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -110,13 +112,17 @@ def test_shipped_model_loads_at_every_checkpoint(name):
 
 
 def test_shipped_checkpoints_fit_the_size_budget():
-    """All shipped checkpoints together (every model and tokenizer in shared/checkpoints, not the local
-    result cache) stay within 150 MiB."""
-    assert None not in [suite.trained_folder(n) for n in suite.suite_names()]
+    """The suite's shipped checkpoints together stay within issue 13's 150 MB (decimal), and everything
+    shipped in shared/checkpoints (every model and tokenizer, not the local result cache) within the
+    repository's budget of 160 MiB."""
+    folders = [suite.trained_folder(n) for n in suite.suite_names()]
+    assert None not in folders
+    size = lambda root: sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
+    suite_total = sum(size(f) for f in folders)
+    assert suite_total <= 150e6, f"suite: {suite_total / 1e6:.1f} MB"
     shipped = shipped_cache_dir()
-    files = [p for kind in ("models", "tokenizers") for p in (shipped / kind).rglob("*") if p.is_file()]
-    total = sum(p.stat().st_size for p in files)
-    assert total <= 150 * 2 ** 20, f"{total / 2 ** 20:.1f} MiB"
+    total = sum(size(shipped / kind) for kind in ("models", "tokenizers"))
+    assert total <= 160 * 2 ** 20, f"everything shipped: {total / 2 ** 20:.1f} MiB"
     small, large = (suite_report.non_embedding_params(load_model(n)) for n in ("suite-s-s0", "suite-l-s0"))
     assert large >= 4 * small
 
