@@ -37,7 +37,7 @@ if "google.colab" in sys.modules:
 
 # %% tags=["parameters"]
 model_names = ["suite-m-s0", "family-llama-m", "family-neox-m"]  # one model per tokenizer family
-n_prompts = 12        # prompts per task
+n_prompts = 8         # prompts per task
 seed = 0
 min_accuracy = 0.5    # a model continues a task if teacher-forced accuracy on it is at least this
 
