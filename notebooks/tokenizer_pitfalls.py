@@ -111,12 +111,12 @@ say(f"Loaded through the bridge, the tokenizer adds BOS by itself for "
 #
 # The book's prompts end without a space and the answer is `" " + answer`. On a byte-level BPE
 # (GPT-2, NeoX) `" 5"` is one token, so the first answer token is the number. On the
-# SentencePiece-style tokenizer the space is a token of its own (`▁`) and the number follows it: the
-# model rightly predicts the space first, and the first tokens of the answer and of the wrong answer
-# are the same `▁`. Adding a trailing space to the prompt (the log's fix) makes Llama predict the
-# digit, but on a byte-level BPE the prompt then ends in a lone `Ġ` that never precedes a number in
-# training (numbers carry their space), and the prompt's tokens are no longer a prefix of
-# prompt + answer. The book scores every token of `" " + answer` by teacher forcing, which is the same
+# SentencePiece-style tokenizer the space is a token of its own (`▁`) and the number follows it: a
+# model trained on that text should predict the space first, and the first tokens of the answer and
+# of the wrong answer are the same `▁`, so their logit difference is exactly 0. Adding a trailing
+# space to the prompt (the log's fix) leaves the digit to be predicted on Llama, but on a byte-level
+# BPE the prompt then ends in a lone `Ġ`, which in training text rarely comes before a number
+# (numbers carry their space), and the prompt's tokens are no longer a prefix of prompt + answer. The book scores every token of `" " + answer` by teacher forcing, which is the same
 # question for all three.
 
 # %%
