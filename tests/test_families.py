@@ -151,8 +151,8 @@ def test_pitfall_multi_token_answers_are_refused_unless_scored_whole(llama_tok, 
     assert sorted(p.answer for p in prompts) == ["13", "21", "34", "55", "89"]
     with pytest.raises(ParameterError, match="multi_token=True"):
         T.encode(llama_tok, prompts)
-    enc = T.encode(llama_tok, prompts, multi_token=True)
-    for p, answer in zip(prompts, enc.answers):
+    for p in prompts:  # one at a time: on the digit-split tokenizer their lengths differ
+        answer = T.encode(llama_tok, [p], multi_token=True).answers[0]
         assert llama_tok.convert_ids_to_tokens(answer) == ["▁"] + list(p.answer)
     assert all(len(a) == 1 for a in T.encode(neox_tok, prompts).answers)
 
