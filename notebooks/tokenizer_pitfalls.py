@@ -155,8 +155,11 @@ misread = [f"{m} on {t} ({r['first digit right, answer wrong']:.0%} of prompts)"
            if r["first digit right, answer wrong"] > 0 and (m, t) not in weak]
 say(f"{len(weak)} of {len(multi)} model-task pairs are below the accuracy threshold {min_accuracy:.0%} "
     f"by teacher forcing" + (": " + ", ".join(f"{m} on {t}" for m, t in weak)
-                             + "; for these the model does not continue the task and the other columns "
-                               "describe noise, not a scoring error." if weak else ".")
+                             + "; these models do not continue these tasks past 10." if weak else ".")
+    + "".join(f" Scoring only the first token or first digit would still credit {m} on {t} with "
+              f"{max(r['first-token accuracy'], r['first digit (trailing space) accuracy']):.0%}."
+              for (m, t), r in multi.iterrows() if (m, t) in weak
+              and max(r["first-token accuracy"], r["first digit (trailing space) accuracy"]) >= min_accuracy)
     + " " + (("Where the model does continue the task, the first digit is right while the answer is wrong for "
               + ", ".join(misread) + ".") if misread else
              "Where the model does continue the task, a right first digit never came with a wrong answer here."))
