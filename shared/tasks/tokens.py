@@ -195,8 +195,8 @@ def score(model: Any, prompts: Sequence[Any], multi_token: bool = False) -> pd.D
                        p_answer=pa, margin=pa - others.max().item(),
                        logit_diff=(logits[i, a[0]] - logits[i, w[0]]).item())
             if multi_token and (len(a) > 1 or len(w) > 1):
-                lp_a, ok_a, margin_a = _teacher_forced(model, enc.tokens[i], a)
-                lp_w, _, _ = _teacher_forced(model, enc.tokens[i], w)
+                lp_a, ok_a, margin_a = teacher_forced(model, enc.tokens[i], a)
+                lp_w, _, _ = teacher_forced(model, enc.tokens[i], w)
                 row.update(top1=ok_a, logit_diff=lp_a - lp_w, logprob=lp_a, margin=margin_a)
             else:
                 row["logprob"] = logits[i].log_softmax(-1)[a[0]].item()
@@ -205,7 +205,7 @@ def score(model: Any, prompts: Sequence[Any], multi_token: bool = False) -> pd.D
     return pd.DataFrame([r for _, r in rows])
 
 
-def _teacher_forced(model: Any, tokens: torch.Tensor, answer: list[int]) -> tuple[float, bool, float]:
+def teacher_forced(model: Any, tokens: torch.Tensor, answer: list[int]) -> tuple[float, bool, float]:
     """For ``answer`` after ``tokens``: summed log-prob, whether every token is the argmax, and the
     smallest probability margin over the runner-up among its tokens."""
     full = torch.cat([tokens, torch.tensor(answer[:-1], dtype=torch.long)])[None]
@@ -259,5 +259,5 @@ def filter_correct(model: Any, prompts: Sequence[Any], min_margin: float = 0.1,
 
 __all__ = [
     "Encoded", "FilteredPrompts", "answer_ids", "bos_id", "encode", "encode_text", "filter_correct",
-    "get_tokenizer", "group_by_length", "score", "token_positions", "tokenize",
+    "get_tokenizer", "group_by_length", "score", "teacher_forced", "token_positions", "tokenize",
 ]

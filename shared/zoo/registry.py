@@ -30,6 +30,7 @@ ZOO_MODULES: tuple[str, ...] = (
     "shared.zoo.lists",
     "shared.zoo.seq_lm",
     "shared.zoo.suite",
+    "shared.zoo.families",
 )
 
 # Friendly names for pretrained hub models used in the papers the book follows.
@@ -109,7 +110,8 @@ class LocalModel:
 
     ``trainer(bridge, recipe, checkpoints) -> metrics`` trains the freshly booted bridge in place.
     ``tokenizer(recipe) -> tokenizer | None`` returns the (cached) tokenizer, or ``None`` for models
-    that take raw token ids.
+    that take raw token ids. With ``build_folder(config, recipe, folder) -> metrics`` instead of a
+    trainer, the model is a Hugging Face folder (weights and tokenizer) booted like a pretrained one.
     """
 
     name: str
@@ -120,6 +122,7 @@ class LocalModel:
     tokenizer: Optional[Callable[[dict[str, Any]], Any]] = None
     version: int = 1  # bump when the trainer's code changes meaningfully
     save_dtype: Optional[torch.dtype] = None  # dtype of the saved files (None: as trained)
+    build_folder: Optional[Callable[[dict[str, Any], dict[str, Any], Path], dict[str, Any]]] = None
 
 
 _LOCAL: dict[str, LocalModel] = {}
@@ -238,7 +241,11 @@ def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[P
     config, recipe = _split_overrides(spec, overrides)
     key = {"name": name, "version": spec.version, "config": config, "recipe": recipe}
 
-    def build(tmp: Path) -> None:
+    def build(tmp: Path) -> Any:
+        if spec.build_folder is not None:
+            start = time.time()
+            metrics = dict(spec.build_folder(config, recipe, tmp), train_seconds=round(time.time() - start, 1))
+            return (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
         tokenizer = spec.tokenizer(recipe) if spec.tokenizer else None
         torch.manual_seed(int(recipe.get("seed", config.get("seed", 0))))
         bridge = boot_native(config, tokenizer=tokenizer)
@@ -285,6 +292,12 @@ def load_model(name: str, *, step: Optional[int] = None, retrain: bool = False,
         raise ParameterError(f"step must be an integer training step, got {step!r}.")
     if name in local_models():
         folder, spec, config, recipe = _local_entry(name, overrides, retrain)
+        if spec.build_folder is not None:
+            if step is not None:  # only the final weights are kept
+                raise ParameterError(f"Model {name!r} has no checkpoints but its final weights; leave step unset.")
+            bridge = _boot_hf(str(folder), device=device, revision=None, ungroup_kv=ungroup_kv)
+            _label(bridge, name, f"local {spec.description}, cache {folder.name}" + _ungrouped_note(bridge))
+            return bridge
         tokenizer = spec.tokenizer(recipe) if spec.tokenizer else None
         bridge = boot_native(config, tokenizer=tokenizer, device=device)
         weights = folder / "model.safetensors"
@@ -344,8 +357,8 @@ def _boot_hf(name_or_dir: str, device: str, revision: Optional[str], ungroup_kv:
         if not ungroup_kv:
             return TransformerBridge.boot_transformers(name_or_dir, device=device, revision=revision)
         from transformers import AutoModelForCausalLM
-
-        hf_model = AutoModelForCausalLM.from_pretrained(name_or_dir, revision=revision, attn_implementation="eager")
+        hf_model = AutoModelForCausalLM.from_pretrained(name_or_dir, revision=revision, attn_implementation="eager",
+                                                        dtype=torch.float32)  # float16 folders too
         groups = ungroup_kv_heads(hf_model)
         bridge = TransformerBridge.boot_transformers(name_or_dir, hf_model=hf_model, device=device, revision=revision)
         bridge._book_ungrouped_from = groups
