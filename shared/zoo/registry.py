@@ -200,10 +200,8 @@ def _split_overrides(spec: LocalModel, overrides: dict[str, Any]) -> tuple[dict,
             _check_override(spec, key, config.get(key), value)
             config[key] = value
         else:
-            raise ParameterError(
-                f"Model {spec.name!r} has no setting {key!r}; its settings are "
-                f"{sorted(set(config) | set(recipe))}."
-            )
+            raise ParameterError(f"Model {spec.name!r} has no setting {key!r}; its settings are "
+                                 f"{sorted(set(config) | set(recipe))}.")
     return config, recipe
 
 
@@ -344,10 +342,8 @@ def check_model_name(name: str) -> None:
         raise ParameterError(f"The model name must be a non-empty string, got {name!r}.")
     if name in local_models() or name in PRETRAINED or "/" in name or Path(name).expanduser().is_dir():
         return
-    raise UnknownModelError(
-        f"Unknown model {name!r}: use a local model ({', '.join(sorted(local_models())) or 'none'}), "
-        f"a pretrained name ({', '.join(sorted(PRETRAINED))}), a hub id 'org/name' or a model folder."
-    )
+    raise UnknownModelError(f"Unknown model {name!r}: use a local model ({', '.join(sorted(local_models())) or 'none'}), "
+                            f"a pretrained name ({', '.join(sorted(PRETRAINED))}), a hub id 'org/name' or a model folder.")
 
 
 def _boot_hf(name_or_dir: str, device: str, revision: Optional[str], ungroup_kv: bool = False):
