@@ -17,6 +17,7 @@ from shared.engine.edge_pruning import edge_pruning
 from shared.engine.mib import MIB_PERCENTS, MethodScores, forward_seconds, score_method
 from shared.engine.patching import path_patching
 from shared.engine.pruning import acdc
+from shared.engine.runs import threads
 from shared.zoo.planted import PlantedModel, copy_first_model, induction_model
 
 # knob name -> (planted model, its keyword argument, what the knob does)
@@ -68,9 +69,7 @@ def run_ladder(ladder: Mapping[str, Sequence[float]], n_prompts: int, seed: int 
     the rungs left out because the model does not do its task (accuracy below ``min_accuracy``)."""
     rows, skipped = [], []
     jobs = [(k, v) for k, values in ladder.items() for v in values]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the models are tiny: more threads only add overhead to thousands of small ops
-    try:
+    with threads(1):  # the models are tiny: more threads only add overhead to thousands of small ops
         for knob, value in tqdm(jobs, desc="ladder", disable=not progress, leave=False):
             pm = rung(knob, value, seed)
             batch = pm.batch(n_prompts, seed=seed)
@@ -81,8 +80,6 @@ def run_ladder(ladder: Mapping[str, Sequence[float]], n_prompts: int, seed: int 
             for s in compare_methods(pm, batch, seed=seed, **settings):
                 rows.append({"knob": knob, "value": value, "edges": len(Graph.of(pm.bridge).edges), **s.row(),
                              **{f"f@{p:g}%": f for p, f in zip(s.percents, s.faithfulness)}})
-    finally:
-        torch.set_num_threads(threads)
     return pd.DataFrame(rows), pd.DataFrame(skipped, columns=["knob", "value", "accuracy"])
 
 

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from shared.analysis.components import ROLES, ComponentProbes, component_scores
 from shared.analysis.text import icl_score, loss_by_position, text_windows, tokenize_stream
 from shared.chapters.results import cached_json
+from shared.engine.runs import threads
 from shared.errors import ModelUnavailableError, ParameterError
 from shared.paths import revision_folder
 from shared.tasks import heldout
@@ -171,7 +172,14 @@ def _load(name: str, step: int) -> Any:
 
 
 def _at(kind: str, name: str, step: int, params: dict[str, Any], compute: Callable[[Any], Any]) -> Any:
-    return cached_json(kind, result_key(name, step), {"step": step, **params}, lambda: compute(_load(name, step)))
+    def fresh() -> Any:
+        model = _load(name, step)
+        if model.cfg.d_model > 512:  # a pretrained model: its matrix products use every thread
+            return compute(model)
+        with threads(1):  # a suite model: one thread is several times cheaper (engine.runs.threads)
+            return compute(model)
+
+    return cached_json(kind, result_key(name, step), {"step": step, **params}, fresh)
 
 
 def performance_at(name: str, step: int, n_prompts: int, n_windows: int, early_pos: int, late_pos: int,
