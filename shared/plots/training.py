@@ -29,6 +29,9 @@ def _token_axis(ax: Any, tokens: np.ndarray) -> None:
     positive = tokens[tokens > 0]
     if len(positive):
         ax.set_xscale("symlog", linthresh=float(positive.min()), linscale=0.4)
+        powers = range(int(np.ceil(np.log10(positive.min()))), int(np.floor(np.log10(positive.max()))) + 1)
+        ax.set_xticks([0] + [10 ** k for k in powers], ["0"] + [f"$10^{{{k}}}$" for k in powers])
+        ax.xaxis.set_minor_locator(plt.NullLocator())
     ax.set_xlim(left=0)
     ax.set_xlabel("tokens seen (log scale; 0 at the left)")
 
