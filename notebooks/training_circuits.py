@@ -120,7 +120,8 @@ def gt_sentence(name: str, part) -> str:
             f"step {int(last['step'])} (faithfulness {part['faithfulness'].min():.2f} to "
             f"{part['faithfulness'].max():.2f}).")
     if len(prev):
-        share = f"{prev.min():.0%}" if prev.min() == prev.max() else f"{prev.min():.0%} to {prev.max():.0%}"
+        low, high = f"{prev.min():.0%}", f"{prev.max():.0%}"
+        share = low if low == high else f"{low} to {high}"
         text += (f" Consecutive circuits share {share} of their edges (Jaccard), "
                  f"and the first one shares {part['Jaccard final'].iloc[0]:.0%} with the last.")
     else:

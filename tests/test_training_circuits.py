@@ -1,12 +1,14 @@
 """Circuits over training (shared.chapters.training_circuits): the per-checkpoint circuit recovers the
 planted greater-than circuit of shared.zoo.planted_gt, the checkpoint-to-checkpoint comparisons equal
-hand-computed sets, and a cached checkpoint result equals a fresh computation."""
+hand-computed sets, a cached checkpoint result equals a fresh computation, and the findings page reads
+the training chapters with their registered parameters."""
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
 from shared.chapters import training_circuits as tc
+from shared.chapters import training_findings as tf
 from shared.tasks.greater_than import greater_than_metric
 from shared.zoo.planted_gt import planted_gt_model
 from shared.zoo.registry import load_model
@@ -74,3 +76,21 @@ def test_cached_checkpoint_circuits_equal_a_fresh_computation():
         assert cached[task]["circuit"]["faithfulness"] >= 0.8 or not cached[task]["circuit"]["reached"]
     assert cached["greater-than"]["prob_diff"] == pytest.approx(fresh["greater-than"]["prob_diff"], abs=1e-6)
     assert cached["IOI"]["logit_diff"] == pytest.approx(fresh["IOI"]["logit_diff"], abs=1e-6)
+
+
+def test_findings_read_the_training_chapters_registered_parameters():
+    smoke = tf.sibling_parameters("training_circuits", "smoke")
+    local = tf.sibling_parameters("training_circuits", "local")
+    assert smoke["model_names"] == ["suite-s-s0"] and smoke["late_steps"] == 0 and smoke["n_prompts"] == 8
+    assert local["model_names"][-1] == "suite-l-s0" and smoke["threshold"] == local["threshold"]
+    assert tf.sibling_parameters("training_performance", "paper")["model_names"][0] == "pythia-70m"
+
+
+def test_consecutive_overlap_and_role_moves():
+    base = dict(size="s", seed=0, task="greater-than", faithfulness=0.9, reached=True, present=True)
+    series = pd.DataFrame([{**base, "model": "m", "step": s, "tokens": s, "edges": e, "nodes": ["x"]}
+                           for s, e in ((1, ["a", "b"]), (2, ["a", "b", "c"]), (3, ["c"]))])
+    assert tf.consecutive_overlap(series, "greater-than") == pytest.approx((1 / 3, 2 / 3))
+    assert tf.consecutive_overlap(series.iloc[:1], "greater-than") is None
+    summary = pd.DataFrame({"step": [1.0, None, 4.0], "best heads": [1, 0, 3]})
+    assert tf.role_moves(summary) == (2, 1)
