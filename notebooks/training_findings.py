@@ -91,7 +91,7 @@ gt_present = circuits[(circuits["task"] == "greater-than") & circuits["present"]
 ioi_learned = bool(consistency["present"].any())
 say(("Greater-than: " + (f"present at {len(gt_present)} visited checkpoints of "
                         f"{', '.join(gt_present['model'].unique())}; consecutive circuits share "
-                        f"{gt_overlap[0]:.0%}–{gt_overlap[1]:.0%} of their edges (`training_circuits`), so the "
+                        f"{' to '.join(dict.fromkeys(f'{v:.0%}' for v in gt_overlap))} of their edges (`training_circuits`), so the "
                         "circuit changes gradually rather than being rebuilt, in line with Tigges et al."
                         if gt_overlap else
                         f"present at {len(gt_present)} visited checkpoints, too few to compare consecutive circuits.")
