@@ -24,6 +24,7 @@ from shared.engine.batch import PromptBatch
 from shared.engine.circuit import Circuit, Faithfulness, FaithfulnessCurve, faithfulness, smallest_faithful_circuit
 from shared.engine.eap import eap_ig
 from shared.engine.graph import Graph, parse_node, split_edge
+from shared.engine.metrics import Metric
 from shared.errors import ModelUnavailableError
 from shared.tasks.abilities import ioi_scores
 from shared.tasks.ioi import ioi_batch
@@ -135,13 +136,16 @@ class EdgeCircuit:
         return circuit_head_set(self.circuit.edges)
 
 
-def edge_circuit(bridge: Any, batch: PromptBatch, target: float, ig_steps: int) -> EdgeCircuit:
+def edge_circuit(bridge: Any, batch: PromptBatch, target: float, ig_steps: int,
+                 metric: "Metric | str | None" = None) -> EdgeCircuit:
     """EAP-IG scores of every edge (corrupted-run values), the smallest top-k set reaching ``target``
-    normalised faithfulness, and that set's faithfulness measured again by patching."""
+    normalised faithfulness, and that set's faithfulness measured again by patching, all on ``metric``
+    (default: the logit difference)."""
     values = ablation_values(bridge, batch, "corrupt")
-    scores = eap_ig(bridge, batch, steps=ig_steps, values=values)
-    circuit, curve = smallest_faithful_circuit(bridge, batch, scores, target, values=values, method="EAP-IG")
-    return EdgeCircuit(circuit, curve, faithfulness(bridge, batch, circuit, values=values), len(Graph.of(bridge).edges))
+    scores = eap_ig(bridge, batch, metric, steps=ig_steps, values=values)
+    circuit, curve = smallest_faithful_circuit(bridge, batch, scores, target, metric, values=values, method="EAP-IG")
+    return EdgeCircuit(circuit, curve, faithfulness(bridge, batch, circuit, metric, values=values),
+                       len(Graph.of(bridge).edges))
 
 
 def circuit_head_set(edges: Sequence[str]) -> list[str]:

@@ -171,12 +171,16 @@ def _load(name: str, step: int) -> Any:
                                     f"to suite models such as {suite_names()}.") from err
 
 
-def _at(kind: str, name: str, step: int, params: dict[str, Any], compute: Callable[[Any], Any]) -> Any:
+def checkpoint_result(kind: str, name: str, step: int, params: dict[str, Any],
+                      compute: Callable[[Any], Any]) -> Any:
+    """``compute(model)`` of checkpoint ``step`` of ``name``, computed once per ``kind`` and ``params``
+    (results cache; the model is loaded only on a miss). A suite model runs with one torch thread,
+    several times cheaper for such small models (:func:`shared.engine.runs.threads`)."""
     def fresh() -> Any:
         model = _load(name, step)
         if model.cfg.d_model > 512:  # a pretrained model: its matrix products use every thread
             return compute(model)
-        with threads(1):  # a suite model: one thread is several times cheaper (engine.runs.threads)
+        with threads(1):
             return compute(model)
 
     return cached_json(kind, result_key(name, step), {"step": step, **params}, fresh)
@@ -186,7 +190,7 @@ def performance_at(name: str, step: int, n_prompts: int, n_windows: int, early_p
                    seed: int) -> dict[str, Any]:
     """:func:`performance` of checkpoint ``step`` of ``name``, computed once (results cache)."""
     params = dict(n_prompts=n_prompts, n_windows=n_windows, early_pos=early_pos, late_pos=late_pos, seed=seed)
-    return _at("training-performance", name, step, params, lambda m: performance(m, **params))
+    return checkpoint_result("training-performance", name, step, params, lambda m: performance(m, **params))
 
 
 def components_at(name: str, step: int, n_prompts: int, seq_len: int, n_repeated: int,
@@ -198,7 +202,7 @@ def components_at(name: str, step: int, n_prompts: int, seq_len: int, n_repeated
         table = component_scores(model, component_probes(model, **params))
         return {role: {h: float(v) for h, v in table[role].items()} for role in ROLES}
 
-    return _at("training-components", name, step, params, compute)
+    return checkpoint_result("training-components", name, step, params, compute)
 
 
 # ------------------------------------------------------------------------------------- series
@@ -289,6 +293,7 @@ def heads_above(components: pd.DataFrame, threshold: float) -> pd.DataFrame:
 
 
 __all__ = ["LOWER_IS_BETTER", "METRICS", "PYTHIA_TOKENS_PER_STEP", "WINDOW", "check_series_models",
+           "checkpoint_result",
            "component_probes", "component_series", "components_at", "emergence", "heads_above", "icl_windows",
            "model_family", "performance", "performance_at", "performance_series", "result_key", "role_summary",
            "series_steps", "spread", "spread_factor", "tokens_seen"]
