@@ -139,6 +139,12 @@ plots.ability_curves(series, {k: tr.METRICS[k] for k in ("ioi_logit_diff", "ioi_
 
 # %% [markdown]
 # ## Greater-than
+#
+# The curve is the raw probability difference, averaged over all six held-out templates. It does not
+# subtract the "01" control that `greater_than_circuit` and `training_circuits` use: a model that
+# simply prefers late years scores well here too. Those chapters' verdict (one template, probability
+# difference and a gain over the control) is the one that decides where a greater-than circuit is
+# looked for, so the two can disagree.
 
 # %%
 plots.ability_curves(series, {"gt_prob_diff": tr.METRICS["gt_prob_diff"]}, title="Greater-than over training",
