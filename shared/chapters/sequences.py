@@ -172,17 +172,20 @@ class NodeCircuitResult:
 
 
 def node_circuit(bridge: Any, task: str, n_prompts: int, threshold: float, seed: int,
-                 progress: bool = True) -> NodeCircuitResult:
+                 progress: bool = True, template: str = "among_words") -> NodeCircuitResult:
     """The node circuit of ``task``: iterative pruning (:func:`shared.engine.pruning.prune_nodes`)
     removes heads and MLPs while the circuit, everything else mean-ablated per position, keeps at
-    least ``threshold`` of the intact logit difference. Cached on disk per model and parameters."""
+    least ``threshold`` of the intact logit difference (prompts of ``template``). Cached on disk per
+    model and parameters."""
     params = dict(task=task, n_prompts=n_prompts, threshold=threshold, seed=seed, method="prune_nodes-full-mean-v2")
+    if template != "among_words":
+        params["template"] = template
 
     def compute() -> dict[str, Any]:
-        data = task_data(bridge, task, n_prompts, seed)
+        data = task_data(bridge, task, n_prompts, seed, template=template)
         found = prune_nodes(bridge, data.batch, threshold=threshold, values=mean_values(bridge, data),
                             relative_to="full", progress=progress)
-        fresh = task_data(bridge, task, n_prompts, seed + 1)
+        fresh = task_data(bridge, task, n_prompts, seed + 1, template=template)
         return asdict(NodeCircuitResult(
             task, list(found.nodes), data.kept, full_score(bridge, data), circuit_score(bridge, data, found.nodes),
             full_score(bridge, fresh), circuit_score(bridge, fresh, found.nodes), len(node_order(bridge))))
