@@ -12,6 +12,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+if os.environ.get("PYTEST_XDIST_WORKER"):  # `pytest -n 2`: one thread per worker (and per notebook kernel it starts);
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # two workers of two threads each on two cores spin more than they work
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
 # figures exported by smoke runs go to a temporary folder, not over the book's figures/
 os.environ.setdefault("CIRCUITS_BOOK_FIGURES", tempfile.mkdtemp(prefix="circuits-book-figures-"))
 
