@@ -33,6 +33,7 @@ profile = "local"   # the parameters of the training chapters to read back: loca
 from shared.chapters import open_chapter, say, show_table
 from shared.chapters import training as tr
 from shared.chapters import training_findings as tf
+from shared.plots import training as plots
 
 ch = open_chapter("training_findings", profile=profile)
 performance, perf_params = tf.performance(profile)
@@ -66,6 +67,10 @@ def ability_line(metric: str) -> str:
 
 
 say("\n".join(ability_line(m) for m in tables))
+
+# %%
+plots.emergence_chart(tables, {m: tr.METRICS[m].split(" (")[0] for m in tables},
+                      title="When each ability appears (first checkpoint with it)", name="emergence")
 
 # %% [markdown]
 # ## 2. Do component roles persist while their heads change?

@@ -67,6 +67,41 @@ def ability_curves(series: pd.DataFrame, metrics: Mapping[str, str], title: str 
     return finish(fig, name, vector=True, tight=False)
 
 
+def emergence_chart(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, str], title: str = "",
+                    name: Optional[str] = None) -> Any:
+    """Where each ability appears: one row per ability (``labels``: metric -> row label), one marker
+    per model at the tokens of its first checkpoint with the ability (colour: size; hollow: a later
+    seed), and the row marked "absent in every model" when no model has it at its last checkpoint."""
+    every = pd.concat([t.assign(metric=m) for m, t in tables.items()])
+    colours = size_colours(every.reset_index())
+    fig, ax = plt.subplots(figsize=(WIDTH * 0.85, 0.55 * len(tables) + 1.6))
+    rows = list(tables)
+    present = every[every["present"]]
+    first_of_size: dict[str, str] = {}
+    for model, size in zip(every.index, every["size"]):
+        first_of_size.setdefault(size, model)
+    for y, metric in enumerate(rows):
+        have = present[present["metric"] == metric]
+        if have.empty:
+            ax.text(0.5, y, "absent in every model", transform=ax.get_yaxis_transform(), ha="center", va="center",
+                    color="grey", fontsize=9)
+        for k, (model, r) in enumerate(have.iterrows()):
+            first = first_of_size[r["size"]] == model
+            ax.plot(r["tokens"], y + 0.12 * (k - (len(have) - 1) / 2), "o", ms=7, color=colours[r["size"]],
+                    mfc=colours[r["size"]] if first else "white")
+    _token_axis(ax, np.append(present["tokens"].dropna().to_numpy(dtype=float), 0.0))
+    ax.set_yticks(range(len(rows)), [labels[m] for m in rows])
+    ax.set_ylim(len(rows) - 0.5, -0.5)
+    ax.grid(alpha=0.3, axis="x")
+    handles = [Line2D([], [], color=c, marker="o", ls="", ms=7, label=f"size {s}") for s, c in colours.items()]
+    handles.append(Line2D([], [], color="black", marker="o", mfc="white", ls="", ms=7, label="other seed"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=len(handles), frameon=False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return finish(fig, name, vector=True, tight=False)
+
+
 def role_map(components: pd.DataFrame, counts: pd.DataFrame, role: str, threshold: float, title: str = "",
              name: Optional[str] = None) -> Any:
     """For one role: per model, its heads (rows) x checkpoints (columns, labelled by step) coloured by
@@ -111,4 +146,4 @@ def role_map(components: pd.DataFrame, counts: pd.DataFrame, role: str, threshol
     return finish(fig, name)
 
 
-__all__ = ["PALETTE", "ability_curves", "role_map", "size_colours"]
+__all__ = ["PALETTE", "ability_curves", "emergence_chart", "role_map", "size_colours"]
