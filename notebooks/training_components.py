@@ -35,7 +35,7 @@ role_threshold = 0.4    # a head plays a role when its score is at least this
 
 # %%
 from shared.analysis.components import ROLES
-from shared.chapters import open_chapter, say, show_table
+from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters import training as tr
 from shared.plots import training as plots
 
@@ -136,7 +136,7 @@ first = first.reindex([r for r in ROLES if r in first.index])
 show_table(first.rename(columns={"min": "earliest tokens", "max": "latest tokens", "count": "models with it"}),
            integers=["earliest tokens", "latest tokens", "models with it"])
 say("Across the models that have each role, the first checkpoint with a head above the threshold spans "
-    + "; ".join(f"{role}: {int(r['min']):,} to {int(r['max']):,} tokens ({int(r['count'])} models)"
+    + "; ".join(f"{role}: {int(r['min']):,} to {int(r['max']):,} tokens ({count(int(r['count']), 'model')})"
                 for role, r in first.iterrows()) + "." if len(first) else
     "No role reaches the threshold in any model, so there is no time of emergence to compare.")
 
