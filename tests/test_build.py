@@ -521,7 +521,7 @@ def test_package_for_colab_carries_checkpoints_and_dependencies(tmp_path):
     names = wheel.namelist()
     assert "shared/__init__.py" in names and "shared/engine/graph.py" in names and "shared/zoo/text/bpe.py" in names
     assert "shared/sources.py" in names and "shared/build/keys.py" in names
-    assert any(n.startswith("shared/checkpoints/models/seq-lm-") and n.endswith("model.safetensors") for n in names)
+    assert any(n.startswith("shared/checkpoints/models/suite-s-s0-") and n.endswith("model.safetensors") for n in names)
     assert not any("/results/" in n for n in names), "the result cache must not be packaged"
     meta = wheel.read(next(n for n in names if n.endswith("METADATA"))).decode()
     assert "Requires-Dist: transformer-lens" in meta and "Requires-Dist: circuitsvis" in meta

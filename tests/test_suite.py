@@ -112,9 +112,8 @@ def test_shipped_model_loads_at_every_checkpoint(name):
 
 
 def test_shipped_checkpoints_fit_the_size_budget():
-    """The suite's shipped checkpoints together stay within issue 13's 150 MB (decimal), and everything
-    shipped in shared/checkpoints (every model and tokenizer, not the local result cache) within the
-    repository's budget of 160 MiB."""
+    """Everything shipped in shared/checkpoints (every model and tokenizer, not the local result cache)
+    stays within the budget of 150 MB (decimal); the suite alone is most of it."""
     folders = [suite.trained_folder(n) for n in suite.suite_names()]
     assert None not in folders
     size = lambda root: sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
@@ -122,7 +121,7 @@ def test_shipped_checkpoints_fit_the_size_budget():
     assert suite_total <= 150e6, f"suite: {suite_total / 1e6:.1f} MB"
     shipped = shipped_cache_dir()
     total = sum(size(shipped / kind) for kind in ("models", "tokenizers"))
-    assert total <= 160 * 2 ** 20, f"everything shipped: {total / 2 ** 20:.1f} MiB"
+    assert total <= 150e6, f"everything shipped: {total / 1e6:.1f} MB"
     small, large = (suite_report.non_embedding_params(load_model(n)) for n in ("suite-s-s0", "suite-l-s0"))
     assert large >= 4 * small
 
