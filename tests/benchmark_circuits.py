@@ -149,31 +149,192 @@ def edge_methods(bridge, batch, ig_steps: int, chunk: "int | None") -> dict[str,
     return out
 
 
-def run_arch(arch: str, args) -> dict[str, float]:
-    config = ARCHITECTURES[arch]
-    torch.manual_seed(0)
-    bridge = boot_native(config, device=args.device, dtype=DTYPES[args.dtype])
-    bridge.eval()
+def profile_eap(bridge, batch, chunk: "int | None") -> None:
+    """(p): one warm EAP call under torch.profiler: the busiest operations by device time, and the
+    host<->device copies (each one a synchronisation) that the issue found dominating."""
+    from torch.profiler import ProfilerActivity, profile
+    eap(bridge, batch, chunk=chunk)
+    SYNC()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        eap(bridge, batch, chunk=chunk)
+        SYNC()
+    events = prof.key_averages()
+    copies = sum(e.count for e in events if e.key in ("cudaMemcpyAsync", "cudaMemcpy"))
+    syncs = sum(e.count for e in events if "Synchronize" in e.key)
+    print(f"(p) EAP under the profiler: {copies} host-device copies, {syncs} synchronise calls")
+    print(events.table(sort_by="self_cuda_time_total", row_limit=14, max_name_column_width=48))
+
+
+def tf32_run(bridge, batch, ig_steps: int, chunk: "int | None") -> dict[str, float]:
+    """(t): the same with TensorFloat-32 matrix products (``torch.backends.cuda.matmul.allow_tf32``,
+    the forward pass unit included): speed, and how far the scores move from the float32 ones."""
+    exact = {steps: eap(bridge, batch, ig_steps=steps, chunk=chunk).tensor for steps in (0, ig_steps)}
+    torch.backends.cuda.matmul.allow_tf32 = True
+    try:
+        print("(t) with TF32 matrix products (forward pass included):")
+        out = {f"tf32_{k}": v for k, v in edge_methods(bridge, batch, ig_steps, chunk).items()}
+        for steps in (0, ig_steps):
+            fast = eap(bridge, batch, ig_steps=steps, chunk=chunk).tensor
+            rel = float((fast - exact[steps]).abs().max() / exact[steps].abs().max())
+            rank = lambda x: x.argsort().argsort().double()  # noqa: E731
+            rho = float(torch.corrcoef(torch.stack([rank(fast), rank(exact[steps])]))[0, 1])
+            top = exact[steps].abs().topk(100).indices
+            kept = len(set(top.tolist()) & set(fast.abs().topk(100).indices.tolist()))
+            print(f"(t) {'EAP' if steps == 0 else f'EAP-IG ({steps})'} TF32 vs float32 scores: max difference "
+                  f"{rel:.1e} relative, Spearman {rho:.5f}, top-100 edges shared {kept}/100")
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = False
+    return out
+
+
+def compare_with(bridge, batch, ig_steps: int, chunk: "int | None", path: str) -> dict[str, float]:
+    """(c): the same EAP / EAP-IG calls with another implementation of ``eap`` (a file, e.g. the
+    version before a change), timed in this run; prints the ratio and the largest score difference."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("eap_other", path)
+    other = importlib.util.module_from_spec(spec)
+    sys.modules["eap_other"] = other  # its dataclasses look their module up
+    spec.loader.exec_module(other)
+    out = {}
+    for label, steps in (("EAP", 0), (f"EAP-IG ({ig_steps} steps)", ig_steps)):
+        ours = lambda: eap(bridge, batch, ig_steps=steps, chunk=chunk)  # noqa: E731
+        theirs = lambda: other.eap(bridge, batch, ig_steps=steps)  # noqa: E731
+        a, b = ours(), theirs()  # untimed first calls
+        t_ours = min(timed(ours)[1] for _ in range(2))
+        t_theirs = min(timed(theirs)[1] for _ in range(2))
+        scale = max(abs(v) for v in b.values())
+        worst = max(abs(a[k] - b[k]) for k in b) / scale
+        mem = peak_memory(theirs)
+        print(f"(c) {label}: this implementation {t_ours:.3f} s, {Path(path).name} {t_theirs:.3f} s "
+              f"-> {t_theirs / t_ours:.2f}x faster; max score difference {worst:.1e} relative"
+              + ("" if mem is None else f"; {Path(path).name} peak memory {mem:.1f} GiB"))
+        out[f"{'eap' if steps == 0 else 'eap_ig'}_speedup_vs_other"] = t_theirs / t_ours
+        out[f"{'eap' if steps == 0 else 'eap_ig'}_difference_vs_other"] = worst
+    return out
+
+
+def hf_gpt2(config: dict, device: str, dtype: torch.dtype):
+    """A GPT-2 of ``config``'s shape with random weights, booted like a downloaded one (through
+    ``transformers`` and ``TransformerBridge.boot_transformers``): TransformerLens's attribution
+    patching needs the Hugging Face attention bridge."""
+    import tempfile
+    from transformers import GPT2Config, GPT2LMHeadModel
+    from transformer_lens.model_bridge import TransformerBridge
+    torch.manual_seed(config["seed"])
+    hf = GPT2LMHeadModel(GPT2Config(n_layer=config["n_layers"], n_embd=config["d_model"], n_head=config["n_heads"],
+                                    n_inner=config["d_mlp"], vocab_size=config["d_vocab"],
+                                    n_positions=min(config["n_ctx"], 1024))).to(device=device, dtype=dtype).eval()
+    with tempfile.TemporaryDirectory() as folder:
+        hf.save_pretrained(folder)
+        bridge = TransformerBridge.boot_transformers(folder, hf_model=hf, device=device)
+    return bridge.eval()
+
+
+def transformer_lens_peer(bridge, batch, n: int) -> dict[str, float]:
+    """(d): TransformerLens 4's edge attribution patching (``attribution_patch``, edge granularity,
+    plain attribution: the only kind it implements) on the first ``n`` prompts, against ``eap`` on the
+    same prompts. TransformerLens takes the gradient on the corrupted run and scores per position; so
+    the comparison runs ``eap`` with clean and corrupted swapped (gradient at the same run), sums its
+    per-position edges and flips the sign. Its graph reads the token embedding alone (no position
+    embedding), so edges from the input are left out of the comparison."""
+    from transformer_lens.tools.analysis.attribution_patching import EdgeAttributionConfig, attribution_patch
+    part = batch.subset(slice(0, n))
+    swapped = type(part)(part.corrupt, part.clean, part.correct, part.incorrect, part.answer_pos)
+    metric_fn = lambda i: lambda logits: logits[0, part.answer_pos[i], part.correct[i]] - logits[0, part.answer_pos[i], part.incorrect[i]]  # noqa: E731,E501
+    totals: dict = {}
+
+    def peer():
+        totals.clear()
+        for i in range(n):  # per prompt: its metric reads that prompt's answer tokens
+            res = attribution_patch(bridge, part.clean[i:i + 1], part.corrupt[i:i + 1], metric_fn(i),
+                                    EdgeAttributionConfig(granularity="edge"))
+            for (w, r), v in res.edge_scores.items():
+                totals[(w, r)] = totals.get((w, r), 0.0) + v / n
+    _, t_peer = timed(peer)
+    ours, t_ours = timed(lambda: eap(bridge, swapped))
+    name = lambda node: {"attn_head_out": f"a{node.layer}.h{node.head}", "mlp_out": f"m{node.layer}"}.get(node.kind)  # noqa: E731
+    recv = lambda node: {"q_input": f"a{node.layer}.h{node.head}:q", "k_input": f"a{node.layer}.h{node.head}:k",  # noqa: E731
+                         "v_input": f"a{node.layer}.h{node.head}:v", "mlp_in": f"m{node.layer}",
+                         "logits": "logits"}.get(node.kind)
+    summed: dict[str, float] = {}
+    for (w, r), v in totals.items():
+        if name(w) is not None and recv(r) is not None:
+            key = f"{name(w)}->{recv(r)}"
+            summed[key] = summed.get(key, 0.0) + v
+    keys = [k for k in summed if k in ours]
+    a = torch.tensor([summed[k] for k in keys])
+    b = -torch.tensor([ours[k] for k in keys])
+    corr = float(torch.corrcoef(torch.stack([a, b]))[0, 1]) if len(keys) > 1 else float("nan")
+    rel = float((a - b).abs().max() / b.abs().max())
+    print(f"(d) TransformerLens 4 attribution_patch (edge granularity) on {n} prompts: {t_peer:.2f} s "
+          f"({len(totals)} per-position edges); eap on the same prompts {t_ours:.3f} s -> {t_peer / t_ours:.0f}x; "
+          f"{len(keys)} edges compared (summed over positions): Pearson {corr:.4f}, max difference {rel:.1e} relative")
+    return {"peer_speedup": t_peer / t_ours, "peer_pearson": corr, "peer_difference": rel}
+
+
+def make_batch(V: int, prompts: int, tokens: int, device: str) -> PromptBatch:
     g = torch.Generator().manual_seed(0)
-    shape = (args.prompts, args.tokens)
-    V = config["d_vocab"]
-    batch = PromptBatch(torch.randint(0, V, shape, generator=g), torch.randint(0, V, shape, generator=g),
-                        torch.randint(0, V, (args.prompts,), generator=g),
-                        torch.randint(0, V, (args.prompts,), generator=g)).to(args.device)
-    graph = Graph.of(bridge)
+    shape = (prompts, tokens)
+    return PromptBatch(torch.randint(0, V, shape, generator=g), torch.randint(0, V, shape, generator=g),
+                       torch.randint(0, V, (prompts,), generator=g),
+                       torch.randint(0, V, (prompts,), generator=g)).to(device)
+
+
+def build(config: dict, device: str, dtype: torch.dtype):
+    """The bridge with random weights; on a GPU its weights are made there (an 8B model made on the
+    CPU first takes a minute), else on the CPU and moved."""
+    torch.manual_seed(0)
+    if device != "cpu" and config.get("_make_on_device"):
+        try:
+            with torch.device(device):
+                return boot_native(config, device=device, dtype=dtype).eval()
+        except Exception as err:  # noqa: BLE001  (then the slow way)
+            print(f"(making the weights on {device} failed: {type(err).__name__}; made on the CPU instead)")
+    return boot_native(config, device=device, dtype=dtype).eval()
+
+
+def run_arch(arch: str, args) -> dict[str, float]:
+    """Every ``--sweep`` entry (prompts[:chunk]) on one model of ``arch``, made once."""
+    config = ARCHITECTURES[arch]
+    start = time.perf_counter()
+    bridge = build(config, args.device, DTYPES[args.dtype])
+    made = time.perf_counter() - start
     n_params = sum(p.numel() for p in bridge.parameters())
-    print(f"\n{arch} architecture ({n_params / 1e9:.2f} B parameters, {args.dtype}), random weights, "
-          f"{args.prompts} prompts x {args.tokens} tokens, device {args.device}"
-          f"{'' if args.chunk is None else f', EAP in chunks of {args.chunk} prompts'}, torch threads "
-          f"{torch.get_num_threads()}, clock: {'process CPU time' if CLOCK is time.process_time else 'wall time'}")
-    with torch.no_grad():
-        bridge(batch.clean)  # warm-up
-    forward = forward_time(bridge, batch.clean)
-    print(f"one forward pass (full logits): {forward:.3f} s")
-    out = {"forward_s": forward}
-    if not args.no_knockout:
-        out.update(knockouts(bridge, batch, graph, args.seed_sample))
-    out.update(edge_methods(bridge, batch, args.ig_steps, args.chunk))
+    runs = [(int(p), None if c in ("", "none") else int(c)) for p, _, c in
+            (e.partition(":") for e in args.sweep.split(","))] if args.sweep else [(args.prompts, args.chunk)]
+    out = {}
+    for prompts, chunk in runs:
+        batch = make_batch(config["d_vocab"], prompts, args.tokens, args.device)
+        graph = Graph.of(bridge)
+        print(f"\n{arch} architecture ({n_params / 1e9:.2f} B parameters, {args.dtype}, made in {made:.0f} s), "
+              f"random weights, {prompts} prompts x {args.tokens} tokens, device {args.device}"
+              f"{'' if chunk is None else f', EAP in chunks of {chunk} prompts'}, torch threads "
+              f"{torch.get_num_threads()}, clock: {'process CPU time' if CLOCK is time.process_time else 'wall time'}")
+        if torch.cuda.is_available() and args.device != "cpu":
+            print(f"device {torch.cuda.get_device_name()}, model weights {torch.cuda.memory_allocated() / 2 ** 30:.1f} GiB")
+        with torch.no_grad():
+            bridge(batch.clean)  # warm-up
+        forward = forward_time(bridge, batch.clean)
+        print(f"one forward pass (full logits): {forward:.3f} s")
+        out = {"forward_s": forward}
+        if not args.no_knockout:
+            out.update(knockouts(bridge, batch, graph, args.seed_sample))
+        if args.profile:
+            profile_eap(bridge, batch, chunk)
+        out.update(edge_methods(bridge, batch, args.ig_steps, chunk))
+        if args.tf32 and args.device != "cpu":
+            out.update(tf32_run(bridge, batch, args.ig_steps, chunk))
+        if args.compare_with and (chunk is None or chunk >= prompts):
+            out.update(compare_with(bridge, batch, args.ig_steps, chunk, args.compare_with))
+    if args.peer:  # on a Hugging Face GPT-2 of the same shape (the peer needs its attention bridge)
+        del bridge
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        bridge = hf_gpt2(config, args.device, DTYPES[args.dtype])
+        print(f"(d) on a Hugging Face GPT-2 of this shape booted through boot_transformers: one forward pass "
+              f"{forward_time(bridge, batch.clean):.3f} s")
+        eap(bridge, batch.subset(slice(0, args.peer)))  # warm
+        out.update(transformer_lens_peer(bridge, batch, args.peer))
     del bridge
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
@@ -189,9 +350,17 @@ def main(argv: "list[str] | None" = None) -> dict[str, float]:
     ap.add_argument("--tokens", type=int, default=24)
     ap.add_argument("--dtype", choices=sorted(DTYPES), default="float32")
     ap.add_argument("--chunk", type=int, default=None, help="EAP prompts per chunk (memory bound)")
+    ap.add_argument("--sweep", default=None, metavar="P[:C],...",
+                    help="several prompt counts (and chunks) on one model, e.g. 8,32:8,32:16 (overrides --prompts/--chunk)")
     ap.add_argument("--ig-steps", type=int, default=5)
     ap.add_argument("--no-knockout", action="store_true", help="skip (a)")
     ap.add_argument("--seed-sample", type=int, default=12, help="seed-loop candidates actually timed")
+    ap.add_argument("--compare-with", default=None, metavar="FILE",
+                    help="another implementation of eap (a .py file) to time and compare in the same run")
+    ap.add_argument("--tf32", action="store_true", help="also time with TF32 matrix products (GPU)")
+    ap.add_argument("--profile", action="store_true", help="profile one EAP call first (torch.profiler)")
+    ap.add_argument("--peer", type=int, default=0, metavar="N",
+                    help="time TransformerLens 4's attribution_patch (edges) on N prompts against eap")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)

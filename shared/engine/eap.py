@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
-from shared.engine.graph import Graph
+from shared.engine.graph import EdgeScores, Graph
 from shared.errors import ParameterError
 from shared.engine.metrics import Metric, resolve
 from shared.engine.patching import _EdgeIndex, check_edge_support
@@ -59,10 +59,12 @@ class _LayerInputs:
     kind: str
     Wt: torch.Tensor  # [3 * heads (h-major), d_head, d], the norm's weight folded in for LayerNorm/RMSNorm
     W_mean: Optional[torch.Tensor]  # [3 * heads, d_head, 1]: mean of Wt over d (LayerNorm only)
+    offset: Optional[torch.Tensor] = None  # [3 * heads, d_head]: q/k/v at xh = 0 (norm bias through W, plus b)
 
 
-def _layer_inputs(bridge: Any, W: torch.Tensor) -> list[_LayerInputs]:
-    """Per layer, the q/k/v projections ``W`` [3, layers, heads, d, d_head] laid out for :func:`_head_input_grads`."""
+def _layer_inputs(bridge: Any, W: torch.Tensor, b: Optional[torch.Tensor] = None) -> list[_LayerInputs]:
+    """Per layer, the q/k/v projections ``W`` [3, layers, heads, d, d_head] (biases ``b`` [3, layers,
+    heads, d_head]) laid out for :func:`_head_input_grads`."""
     out = []
     _, L, H, d, dh = W.shape
     for l in range(L):
@@ -73,7 +75,13 @@ def _layer_inputs(bridge: Any, W: torch.Tensor) -> list[_LayerInputs]:
         if isinstance(weight, torch.Tensor):
             Wt = Wt * weight.detach()
         Wt = Wt.contiguous()
-        out.append(_LayerInputs(norm, kind, Wt, Wt.mean(-1, keepdim=True) if kind == "layer" else None))
+        offset = None
+        if b is not None and kind in ("layer", "rms"):
+            offset = b[:, l].detach().permute(1, 0, 2).reshape(3 * H, dh)
+            beta = getattr(norm, "bias", None)
+            if isinstance(beta, torch.Tensor):
+                offset = offset + torch.einsum("d,phdk->hpk", beta.detach(), W[:, l].detach()).reshape(3 * H, dh)
+        out.append(_LayerInputs(norm, kind, Wt, Wt.mean(-1, keepdim=True) if kind == "layer" else None, offset))
     return out
 
 
@@ -109,7 +117,7 @@ def _head_input_grads(layer: _LayerInputs, x: torch.Tensor, grads: list[torch.Te
 
 def _gradient_pass(bridge: Any, batch: PromptBatch, metric: Metric, resid0: torch.Tensor):
     """One forward+backward from embeddings ``resid0``. Returns the gradients at every layer's
-    ``hook_q/k/v`` with the residual entering the block, at the MLP inputs ``[n * pos * d]`` and at
+    ``hook_q/k/v`` with the residual entering the block and the q/k/v themselves, at the MLP inputs ``[n * pos * d]`` and at
     the final residual ``[n * pos * d]``, and the node outputs recorded on the way."""
     cfg = bridge.cfg
     L = cfg.n_layers
@@ -151,7 +159,8 @@ def _gradient_pass(bridge: Any, batch: PromptBatch, metric: Metric, resid0: torc
         targets.append(final_store["x"])
         grads = torch.autograd.grad(value, targets, allow_unused=True)
     grads = [torch.zeros_like(t) if g is None else g.detach() for g, t in zip(grads, targets)]
-    attn_grads = [(grads[3 * l:3 * l + 3], keep[("r", l)].detach()) for l in range(L)]
+    attn_grads = [(grads[3 * l:3 * l + 3], keep[("r", l)].detach(), [keep[(p, l)].detach() for p in "qkv"])
+                  for l in range(L)]
     mlp_grads = [] if cfg.attn_only else [grads[3 * L + l].reshape(-1) for l in range(L)]
     z = [store[("z", l)].detach() for l in range(L)]
     mlp = [None if cfg.attn_only else store[("m", l)].detach() for l in range(L)]
@@ -203,11 +212,92 @@ def _columns(cols: list[int], device: Any) -> "slice | torch.Tensor":
     return torch.tensor(cols, device=device)
 
 
+class _Gradients:
+    """The gradients of one batch summed over the EAP-IG steps, kept small until the end.
+
+    For a LayerNorm/RMSNorm (or no norm) before the heads, the gradient at head input ``r`` and
+    step ``a`` is ``(G_a / sigma_a) W_r - b_a xh_a`` (minus ``(G_a / sigma_a) mean(W_r)`` for a
+    LayerNorm; see :func:`_head_input_grads`): linear in ``G_a / sigma_a`` [3H, n*pos, d_head] but for a
+    rank-one term per position. So the sum over steps needs only the sum of ``G_a / sigma_a``, and
+    each step's ``b_a`` [3H, n*pos] and ``xh_a`` [n*pos, d]: the large product with the senders'
+    output differences is done once, not once per step. Other norms keep one product per step."""
+
+    def __init__(self, layers: list[_LayerInputs]):
+        self.layers = layers
+        self.scaled: list[Optional[torch.Tensor]] = [None] * len(layers)  # sum over steps of G / sigma (float32)
+        self.b: list[list[torch.Tensor]] = [[] for _ in layers]
+        self.xh: list[list[torch.Tensor]] = [[] for _ in layers]
+        self.mlp: list[Optional[torch.Tensor]] = [None] * len(layers)
+        self.final: Optional[torch.Tensor] = None
+        self.reuse_qkv: Optional[bool] = None  # whether hook_q/k/v minus the offset equal W~ xh (checked once)
+
+    @staticmethod
+    def deferred(layer: _LayerInputs) -> bool:
+        return layer.kind in ("layer", "rms", "none")
+
+    @staticmethod
+    def _add(old: Optional[torch.Tensor], new: torch.Tensor) -> torch.Tensor:
+        new = new.float()
+        return new if old is None else old.add_(new)
+
+    def add(self, attn_g: list, mlp_g: list, final_g: torch.Tensor) -> None:
+        for l, layer in enumerate(self.layers):
+            if not self.deferred(layer):
+                continue
+            grads, x, qkv = attn_g[l]
+            n, pos, d = x.shape
+            R, dh = layer.Wt.shape[:2]
+            heads_first = lambda ts: torch.stack(ts, 1).permute(3, 1, 0, 2, 4).reshape(R, n * pos, dh)
+            G = heads_first(grads).float()
+            if layer.kind == "none":
+                self.scaled[l] = self._add(self.scaled[l], G)
+                continue
+            _, xh, inv_sigma = norm_stats(layer.norm, x, layer.kind)
+            xh = xh.reshape(n * pos, d)
+            G = G * inv_sigma.reshape(1, n * pos, 1).float()
+            self.scaled[l] = self._add(self.scaled[l], G)
+            # b[r, k] = (G / sigma)[r, k] . (W~_r xh_k) / d, where W~_r xh_k is the q/k/v the forward pass
+            # computed less its value at xh = 0 (checked once per model; else multiplied out)
+            self.b[l].append(torch.einsum("rkh,rkh->rk", G, self._projected(layer, xh, heads_first(qkv))) / d)
+            self.xh[l].append(xh)
+        for l, g in enumerate(mlp_g):
+            self.mlp[l] = self._add(self.mlp[l], g)
+        self.final = self._add(self.final, final_g)
+
+    def _projected(self, layer: _LayerInputs, xh: torch.Tensor, qkv: torch.Tensor) -> torch.Tensor:
+        """``W~ xh`` [3H, n*pos, d_head] (float32): from the recorded q/k/v when that is exact."""
+        if layer.offset is not None and self.reuse_qkv is None:  # first layer seen: compare on a few positions
+            k = min(8, xh.shape[0])
+            want = torch.matmul(layer.Wt, xh[:k].T).transpose(1, 2).float()
+            got = (qkv[:, :k] - layer.offset.unsqueeze(1)).float()
+            self.reuse_qkv = bool(torch.allclose(got, want, rtol=1e-2, atol=1e-2 * float(want.abs().max()) + 1e-6))
+        if layer.offset is not None and self.reuse_qkv:
+            return (qkv - layer.offset.unsqueeze(1)).float()
+        return torch.matmul(layer.Wt, xh.T).transpose(1, 2).float()
+
+    def head_inputs(self, l: int, out: torch.Tensor) -> torch.Tensor:
+        """The summed gradients at layer ``l``'s head inputs [3 * heads, n * pos * d], in ``out``'s
+        dtype (the model's: the sums are float32, the product with the senders runs in the model's)."""
+        layer = self.layers[l]
+        A = self.scaled[l].to(out.dtype)
+        R, k, _ = A.shape
+        U = torch.bmm(A, layer.Wt, out=out.view(R, k, -1))
+        if self.b[l]:
+            B = torch.stack(self.b[l], -1).permute(1, 0, 2).to(out.dtype)  # [n*pos, 3H, steps]
+            X = torch.stack(self.xh[l], 1).to(out.dtype)  # [n*pos, steps, d]
+            U.sub_(torch.bmm(B, X).permute(1, 0, 2))
+        if layer.W_mean is not None:
+            U.sub_(torch.bmm(A, layer.W_mean))
+        return U.view(R, -1)
+
+
 def _edge_totals(bridge: Any, batch: PromptBatch, metric: Metric, values: Values, alphas: list[float],
                  graph: Graph, t: _EdgeIndex, w: dict, layers: list[_LayerInputs],
                  total: torch.Tensor, bar: Any) -> None:
     """Add the summed (over prompts, positions and steps) edge scores of ``batch`` to ``total``
-    [senders, receivers] (float64, on the model's device: no host copy until the end)."""
+    [senders, receivers] (float64, on the model's device: no host copy until the end). The
+    gradients are summed over the steps first (:class:`_Gradients`), then each layer's scores are
+    one matrix product of the senders' output differences with them."""
     with torch.no_grad():  # the clean embeddings (only the embedding layers run)
         clean_embed = bridge.forward(batch.clean, stop_at_layer=0).detach()
     D = None
@@ -216,29 +306,44 @@ def _edge_totals(bridge: Any, batch: PromptBatch, metric: Metric, values: Values
     up_attn = [len(graph.upstream(f"a{l}.h0")) for l in range(graph.n_layers)]
     up_mlp = [len(graph.upstream(f"m{l}")) if graph.has_mlp else 0 for l in range(graph.n_layers)]
     attn_cols = [_columns(t.attn_recv[l], dev) for l in range(graph.n_layers)]
+    sums = _Gradients(layers)
     with torch.no_grad():
         for a in alphas:
             start = clean_embed if a == 1.0 else values.embed + a * (clean_embed - values.embed)
             attn_g, mlp_g, final_g, acts = _gradient_pass(bridge, batch, metric, start.expand_as(clean_embed))
             if D is None:
                 D = _sender_diffs(bridge, graph, acts, values, w["W_O"])
-                buffer = torch.empty(3 * graph.n_heads, D.shape[1], dtype=D.dtype, device=D.device)
+                R = 3 * graph.n_heads  # the heads' q/k/v rows, then the MLP's (one product reads D once)
+                buffer = torch.empty(R + int(graph.has_mlp), D.shape[1], dtype=D.dtype, device=D.device)
             del acts
-            for l in range(graph.n_layers):  # the edge scores are plain matrix products
-                S = up_attn[l]
-                U = _head_input_grads(layers[l], attn_g[l][1], attn_g[l][0], out=buffer)
-                total[:S, attn_cols[l]] += acc(D[:S] @ U.T)
-                if graph.has_mlp:
-                    S = up_mlp[l]
-                    total[:S, t.mlp_recv[l]] += acc(D[:S] @ mlp_g[l])
-            total[:, t.r_col["logits"]] += acc(D @ final_g)
+            for l in range(graph.n_layers):  # norms without a closed form: one product per step
+                if not sums.deferred(layers[l]):
+                    U = _head_input_grads(layers[l], attn_g[l][1], attn_g[l][0], out=buffer[:R])
+                    total[:up_attn[l], attn_cols[l]] += acc(D[:up_attn[l]] @ U.T)
+            sums.add(attn_g, mlp_g, final_g)
+            del attn_g, mlp_g, final_g
             bar.update(1)
+        for l in range(graph.n_layers):  # the edge scores: one matrix product per layer
+            deferred = sums.deferred(layers[l])
+            if deferred:
+                sums.head_inputs(l, buffer[:R])
+            if graph.has_mlp:
+                buffer[R].copy_(sums.mlp[l])
+            if deferred and graph.has_mlp:  # heads and MLP together (the MLP reads the most senders)
+                P = acc(D[:up_mlp[l]] @ buffer.T)
+                total[:up_attn[l], attn_cols[l]] += P[:up_attn[l], :R]
+                total[:up_mlp[l], t.mlp_recv[l]] += P[:, R]
+            elif deferred:
+                total[:up_attn[l], attn_cols[l]] += acc(D[:up_attn[l]] @ buffer[:R].T)
+            elif graph.has_mlp:
+                total[:up_mlp[l], t.mlp_recv[l]] += acc(D[:up_mlp[l]] @ buffer[R])
+        total[:, t.r_col["logits"]] += acc(D @ sums.final.to(D.dtype))
 
 
 def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, ablation: str = "corrupt",
         values: Optional[Values] = None, ig_steps: int = 0, progress: bool = False,
-        chunk: Optional[int] = None) -> dict[str, float]:
-    """Score every edge of the graph; ``ig_steps > 0`` gives EAP-IG with that many steps.
+        chunk: Optional[int] = None) -> EdgeScores:
+    """Score every edge of the graph (a read-only mapping edge -> score, like a dict); ``ig_steps > 0`` gives EAP-IG with that many steps.
 
     ``chunk`` bounds memory: the prompts are processed ``chunk`` at a time (the scores are sums over
     prompts, so the result is the same up to rounding) and peak memory is that of ``chunk`` prompts.
@@ -255,7 +360,7 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
     if values is None and ablation != "corrupt":  # shared by all chunks (resample draws over the whole batch)
         values = ablation_values(bridge, batch, ablation)
     w = stacked_weights(bridge)
-    layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]))
+    layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]), torch.stack([w["b_Q"], w["b_K"], w["b_V"]]))
     # the clean point (alpha = 1) goes first: its recorded activations give the sender differences
     alphas = [1.0] + [(i + 1) / ig_steps for i in range(ig_steps - 1)] if ig_steps > 0 else [1.0]
     total = torch.zeros(len(graph.senders), len(graph.receivers), dtype=torch.float64, device=batch.clean.device)
@@ -269,17 +374,13 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
             else:
                 part_values = values if size == n else _rows(values, slice(i, i + size))
             _edge_totals(bridge, part, metric, part_values, alphas, graph, t, w, layers, total, bar)
-    total = total.cpu()
-    rows = t.table >= 0
-    scores = torch.zeros(len(graph.edges), dtype=torch.float64)
-    scores[t.table[rows]] = total[rows]
-    scores = scores / (len(alphas) * n)  # the metric is a mean over prompts
-    return dict(zip(graph.edges, scores.tolist()))
+    scores = total.T[graph.edge_mask(total.device).T].cpu()  # in graph.edges order (receiver-major)
+    return EdgeScores(graph, scores / (len(alphas) * n))  # the metric is a mean over prompts
 
 
 def eap_ig(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, steps: int = 5,
            ablation: str = "corrupt", values: Optional[Values] = None, progress: bool = False,
-           chunk: Optional[int] = None) -> dict[str, float]:
+           chunk: Optional[int] = None) -> EdgeScores:
     """EAP with integrated gradients over ``steps`` interpolation points (inputs); ``chunk`` as in :func:`eap`."""
     if steps < 1:
         raise ParameterError(f"EAP-IG needs at least one step, got {steps}.")

@@ -9,9 +9,12 @@ also feed ``m{L}`` unless the model runs attention and MLP in parallel (GPT-NeoX
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+
+import torch
 
 from shared.errors import ParameterError
 
@@ -130,6 +133,24 @@ class Graph:
         return out
 
     @cached_property
+    def upstream_counts(self) -> list[int]:
+        """Per receiver (in :attr:`receivers` order), how many senders it reads: its upstream
+        senders are always the first ones of :attr:`senders` (forward order)."""
+        H, per_layer = self.n_heads, self.n_heads + (1 if self.has_mlp else 0)
+        out: list[int] = []
+        for l in range(self.n_layers):
+            out += [1 + l * per_layer] * (3 * H)
+            if self.has_mlp:
+                out.append(1 + l * per_layer + (0 if self.parallel else H))
+        return out + [len(self.senders)]
+
+    def edge_mask(self, device: Any = None) -> torch.Tensor:
+        """[senders, receivers] boolean: where an edge exists. ``table.T[mask.T]`` lists a
+        [senders, receivers] table's entries in :attr:`edges` order (receiver-major)."""
+        counts = torch.tensor(self.upstream_counts, device=device)
+        return torch.arange(len(self.senders), device=device).unsqueeze(1) < counts.unsqueeze(0)
+
+    @cached_property
     def edges(self) -> list[str]:
         return [f"{s}->{r}" for r in self.receivers for s in self.upstream(r)]
 
@@ -154,4 +175,56 @@ class Graph:
         return edges
 
 
-__all__ = ["Graph", "Node", "head_name", "mlp_name", "parse_node", "split_edge"]
+class EdgeScores(Mapping):
+    """Edge name -> score, read-only, backed by one float64 tensor in :attr:`Graph.edges` order.
+
+    Behaves like the ``dict`` it replaces (``scores[e]``, ``items()``, ``sorted(scores, key=scores.get)``,
+    ``dict(scores)``), but no per-edge Python object is made until someone reads them: a GPT-2-XL-sized
+    graph has 2.2 million edges, and building their dict costs more than the attribution itself."""
+
+    def __init__(self, graph: Graph, tensor: torch.Tensor) -> None:
+        if tensor.shape != (len(graph.edges),):
+            raise ParameterError(f"EdgeScores needs one score per edge ({len(graph.edges)}), got {tuple(tensor.shape)}.")
+        self.graph, self.tensor = graph, tensor
+        self._values: Optional[list[float]] = None
+
+    def _list(self) -> list[float]:
+        if self._values is None:
+            self._values = self.tensor.tolist()
+        return self._values
+
+    def __getitem__(self, edge: str) -> float:
+        return self._list()[self.graph.edge_index[edge]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.graph.edges)
+
+    def __len__(self) -> int:
+        return len(self.graph.edges)
+
+    def __contains__(self, edge: object) -> bool:
+        return edge in self.graph.edge_index
+
+    def values(self):  # type: ignore[override]
+        return list(self._list())
+
+    def items(self):  # type: ignore[override]
+        return list(zip(self.graph.edges, self._list()))
+
+    def to_dict(self) -> dict[str, float]:
+        return dict(zip(self.graph.edges, self._list()))
+
+    def __repr__(self) -> str:
+        return f"EdgeScores({len(self)} edges)"
+
+    def __reduce__(self):  # pickled by shape: the shared graph instance is rebuilt, not its tables
+        g = self.graph
+        return (_edge_scores_of_shape, (type(g), g.n_layers, g.n_heads, g.has_mlp, g.parallel, self.tensor))
+
+
+def _edge_scores_of_shape(cls: type, n_layers: int, n_heads: int, has_mlp: bool, parallel: bool,
+                          tensor: torch.Tensor) -> EdgeScores:
+    return EdgeScores(_graph_of_shape(cls, n_layers, n_heads, has_mlp, parallel), tensor)
+
+
+__all__ = ["EdgeScores", "Graph", "Node", "head_name", "mlp_name", "parse_node", "split_edge"]

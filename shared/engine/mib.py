@@ -19,6 +19,8 @@ forward pass over the same prompts (as in ``book/methods_benchmark.md``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import json
 import math
 import time
@@ -63,10 +65,10 @@ def area_scores(percents: Sequence[float], f: Sequence[float]) -> tuple[float, f
     return float(area(list(f))), float(area([abs(1 - v) for v in f]))
 
 
-def ranking(result: "dict[str, float] | Circuit", graph: Graph) -> dict[str, float]:
+def ranking(result: "Mapping[str, float] | Circuit", graph: Graph) -> "Mapping[str, float]":
     """Edge scores to rank by: a score dict as is; a circuit's edges first (by |score| among
     themselves), every other edge after them (by |score| when the method scored it, else 0)."""
-    if isinstance(result, dict):
+    if isinstance(result, Mapping):  # a score dict or EdgeScores, as is
         return result
     kept = set(graph.check_edges(result.edges))
     top = max([abs(v) for v in result.scores.values()] + [1.0])

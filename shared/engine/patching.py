@@ -70,9 +70,8 @@ class _EdgeIndex:
         self.receivers = graph.receivers
         self.r_col = {r: i for i, r in enumerate(self.receivers)}
         table = torch.full((len(self.senders), len(self.receivers)), -1, dtype=torch.long)
-        for i, e in enumerate(graph.edges):
-            s, r, p = split_edge(e)
-            table[self.s_col[s], self.r_col[r if p is None else f"{r}:{p}"]] = i
+        mask = graph.edge_mask()
+        table.T[mask.T] = torch.arange(int(mask.sum()))  # edges are receiver-major, senders a prefix
         self.table = table
         # sender column ranges available before each layer's attention / MLP / the logits
         n_l, H = graph.n_layers, graph.n_heads
