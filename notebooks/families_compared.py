@@ -39,6 +39,8 @@ top_k = 5               # copy@k of the OV scores
 min_accuracy = 0.5      # a model does a task if its teacher-forced accuracy is at least this
 min_logit_diff = 1.0        # IOI: mean logit difference IO - S at least this (nats)
 min_share_positive = 0.8    # ... and IO preferred on at least this share of prompts
+min_faithfulness = 0.8  # edge circuits: smallest top-k EAP-IG edge set with normalised faithfulness >= this
+ig_steps = 5            # integration steps of EAP-IG
 seed = 0
 
 # %%
@@ -58,7 +60,8 @@ from shared.tasks.sequences import ordinal_lists
 
 ch = open_chapter("families_compared", model_names=model_names, task_names=task_names, n_prompts=n_prompts,
                   threshold=threshold, successor_cutoff=successor_cutoff, top_k=top_k, min_accuracy=min_accuracy,
-                  min_logit_diff=min_logit_diff, min_share_positive=min_share_positive, seed=seed)
+                  min_logit_diff=min_logit_diff, min_share_positive=min_share_positive,
+                  min_faithfulness=min_faithfulness, ig_steps=ig_steps, seed=seed)
 models = load_models(model_names)
 
 # %% [markdown]
@@ -149,6 +152,81 @@ else:
             f"mean over the {len(pairs)} such pairs {sum(overlap.loc[p] for p in pairs) / len(pairs):.2f}.")
 
 # %% [markdown]
+# ## Edge circuits: EAP-IG in each family
+#
+# Node circuits say which heads and MLPs matter, not how they talk to each other. For each analysed
+# pair, EAP-IG (`eap_ig`, `ig_steps` integration steps) scores every edge of the model's own graph
+# on the node circuit's prompts; the edge circuit is the smallest set of top-scoring edges whose
+# normalised faithfulness (F(C) − F(∅)) / (F(M) − F(∅)) reaches `min_faithfulness`
+# (`smallest_faithful_circuit`), measured once more by patching. Outside the circuit every node's
+# output is its mean per position over the prompts, the node circuits' ablation.
+#
+# The graphs differ: the Llama-style model has four heads per layer, and the NeoX-style block runs
+# attention and MLP in parallel on the same residual stream, so its heads feed no MLP of their own
+# layer and it has fewer edges. Edge circuits are therefore compared through their heads and MLPs:
+# by role, as the node circuits above, and by node name, which only says that two nodes sit at the
+# same place in their graphs.
+
+# %%
+if circuits:
+    edges = F.edge_circuits(models, list(circuits), n_prompts, seed, min_faithfulness, ig_steps)
+    edge_table = F.edge_circuit_table(edges, roles, {k: c.nodes for k, c in circuits.items()})
+    show_table(edge_table, digits={"faithfulness": 2, "Jaccard with node circuit": 2}, percent=["share of edges"])
+    plots.edge_circuit_sizes(pd.DataFrame([{"model": m, "task": t, "edges kept": c.circuit.info["k"],
+                                            "edges in model": c.n_edges, "faithfulness": c.faith.normalized}
+                                           for (m, t), c in edges.items()]), min_faithfulness,
+                             title="EAP-IG edge circuits per family and task", name="edge_circuits")
+
+# %% [markdown]
+# The roles of the edge circuits' heads and MLPs, and every pair of circuits of the same task in
+# two families: role Jaccard of their node circuits (as above), of their edge circuits, and the
+# Jaccard of the edge circuits' node names.
+
+# %%
+if circuits:
+    edge_nodes = {f"{m} · {t}": F.components(c.circuit.nodes) for (m, t), c in edges.items()}
+    edge_counts = {f"{m} · {t}": F.node_roles(edge_nodes[f"{m} · {t}"], roles[m]) for m, t in edges}
+    show_table(F.role_table(edge_counts))
+    same_task = [(f"{a[0]} · {a[1]}", f"{b[0]} · {b[1]}") for i, a in enumerate(edges) for b in list(edges)[i + 1:]
+                 if a[1] == b[1] and a[0] != b[0]]
+    pair_scores = F.pair_table(same_task, counts, edge_counts, edge_nodes)
+    if same_task:
+        show_table(pair_scores, digits=2, index=False)
+
+# %%
+if circuits:
+    def described(key, row):
+        roles_used = ", ".join(count(edge_counts[key][r], r) for r in F.ROLES if edge_counts[key][r]) or "none"
+        missed = "" if row["target reached"] == "yes" else " (target never reached: every edge kept)"
+        return (f"{key} keeps {count(row['edges kept'], 'edge')} of {row['edges in model']} "
+                f"({row['share of edges']:.0%}), faithfulness {row['faithfulness']:.2f}{missed}, nodes: {roles_used}")
+
+    same_nodes = edge_table["Jaccard with node circuit"]
+    say(f"Edge circuits at the target {min_faithfulness:g}: "
+        + "; ".join(described(k, r) for k, r in edge_table.to_dict("index").items())
+        + f". The heads and MLPs of an edge circuit overlap those of the node circuit of the same model and task "
+        f"by a Jaccard of {same_nodes.min():.2f} to {same_nodes.max():.2f} (mean {same_nodes.mean():.2f}).")
+    added = {(m, t): [n for n in edge_nodes[f"{m} · {t}"] if roles[m].get(n) in F.ROLES[:2]
+                      and n not in circuits[(m, t)].nodes] for m, t in edges}
+    if any(added.values()):
+        say("Successor or copy heads that the edge circuit uses but the node circuit of the same pair leaves out: "
+            + "; ".join(f"{m} · {t}: {F.labelled_heads(v, roles[m])}" for (m, t), v in added.items() if v) + ".")
+    edge_by_model = {m: sum((c for k, c in edge_counts.items() if k.startswith(m + " ·")), Counter())
+                     for m in families}
+    edge_common = F.roles_in_all(edge_by_model)
+    if len(families) >= 2:
+        say((f"Roles in the edge circuits of every analysed family: **{', '.join(edge_common)}**"
+             if edge_common else "**No role is in the edge circuits of every analysed family**")
+            + f" (node circuits: {', '.join(common) or 'none'}). "
+            + ("" if not same_task else
+               f"Over the {count(len(same_task), 'pair')} of circuits of one task in two families, the role Jaccard "
+               f"averages {pair_scores['edge circuits, roles'].mean():.2f} for the edge circuits against "
+               f"{pair_scores['node circuits, roles'].mean():.2f} for the node circuits, and the edge circuits' node "
+               f"names overlap by {pair_scores['edge circuits, node names'].mean():.2f}.")
+            + ("" if any(c[r] for c in edge_counts.values() for r in F.ROLES[:2]) else
+               f" No edge circuit contains a successor or copy head at the cutoff {successor_cutoff}."))
+
+# %% [markdown]
 # ## IOI: a behaviour check only
 #
 # The book's IOI behaviour check (`ioi_check` on the held-out templates): mean logit difference
@@ -172,4 +250,6 @@ say(" ".join(f"{m} {'does' if c.does_ioi else 'does not do'} IOI: mean logit dif
 # rotary positions, LayerNorm or RMSNorm, GELU or SwiGLU, serial or parallel blocks) reach the
 # same kind of solution from the same data; a role in one family only is a solution that depends on
 # the architecture or the tokenizer. The comparison is coarse on purpose: roles are the only
-# thing the three graphs share.
+# thing the three graphs share. The edge circuits ask the same question with a second method, on
+# edges rather than nodes: a role shared by the node circuits but not by the edge circuits (or the
+# reverse) depends on how the circuit was found, not only on the model.

@@ -136,6 +136,11 @@ FIGURES: dict[str, Callable[[], Any]] = {
         RNG.random((9, 4)), index=[f"task{i}" for i in range(9)],
         columns=pd.MultiIndex.from_product([["accuracy", "logit_diff"], ["bare", "among_words"]])),
         [f"task{i}" for i in range(9)], title="seq-lm: held-out prompts"),
+    "edge_circuit_sizes": lambda: sequences.edge_circuit_sizes(pd.DataFrame(
+        [{"model": m, "task": t, "edges kept": k, "edges in model": n, "faithfulness": f}
+         for (m, n), t, k, f in [(("suite-m-s0", 172), "numerals", 12, 0.83), (("family-llama-m", 262), "months", 25, 0.8),
+                                 (("family-neox-m", 163), "numerals", 3, 1.17), (("family-neox-m", 163), "months", 28, 0.88)]]),
+        0.8, title="EAP-IG edge circuits per family and task"),
     "accuracy_by_place_and_length": lambda: sequences.accuracy_by_place_and_length(
         pd.DataFrame(RNG.random((5, 9)), columns=[f"task{i}" for i in range(9)]),
         pd.DataFrame(RNG.random((5, 9)), index=range(2, 7), columns=[f"task{i}" for i in range(9)])),

@@ -25,6 +25,7 @@ from shared.engine.circuit import Circuit, Faithfulness, FaithfulnessCurve, fait
 from shared.engine.eap import eap_ig
 from shared.engine.graph import Graph, parse_node, split_edge
 from shared.engine.metrics import Metric
+from shared.engine.runs import Values
 from shared.errors import ModelUnavailableError
 from shared.tasks.abilities import ioi_scores
 from shared.tasks.ioi import ioi_batch
@@ -137,11 +138,12 @@ class EdgeCircuit:
 
 
 def edge_circuit(bridge: Any, batch: PromptBatch, target: float, ig_steps: int,
-                 metric: "Metric | str | None" = None) -> EdgeCircuit:
-    """EAP-IG scores of every edge (corrupted-run values), the smallest top-k set reaching ``target``
-    normalised faithfulness, and that set's faithfulness measured again by patching, all on ``metric``
-    (default: the logit difference)."""
-    values = ablation_values(bridge, batch, "corrupt")
+                 metric: "Metric | str | None" = None, values: Optional[Values] = None) -> EdgeCircuit:
+    """EAP-IG scores of every edge, the smallest top-k set reaching ``target`` normalised
+    faithfulness, and that set's faithfulness measured again by patching, all on ``metric`` (default:
+    the logit difference) with everything outside the circuit patched to ``values`` (default: the
+    corrupted run's activations)."""
+    values = ablation_values(bridge, batch, "corrupt") if values is None else values
     scores = eap_ig(bridge, batch, metric, steps=ig_steps, values=values)
     circuit, curve = smallest_faithful_circuit(bridge, batch, scores, target, metric, values=values, method="EAP-IG")
     return EdgeCircuit(circuit, curve, faithfulness(bridge, batch, circuit, metric, values=values),

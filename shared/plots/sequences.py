@@ -162,6 +162,39 @@ def task_accuracy(summary: pd.DataFrame, task_names: Sequence[str], title: str =
     return finish(fig, name, vector=True)
 
 
+def edge_circuit_sizes(circuits: pd.DataFrame, target: float, title: str = "", name: Optional[str] = None) -> Any:
+    """Per task (groups) and model (colours): the share of the model's edges its edge circuit keeps,
+    each bar labelled with the number of edges, and the circuit's normalised faithfulness with the
+    ``target`` as a dashed line (``circuits``: columns ``model``, ``task``, ``edges kept``, ``edges in
+    model``, ``faithfulness``; a model without a circuit for a task leaves a gap)."""
+    tasks = list(dict.fromkeys(circuits["task"]))
+    models = list(dict.fromkeys(circuits["model"]))
+    width = 0.8 / len(models)
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH, 3.4))
+    for i, m in enumerate(models):
+        rows = circuits[circuits["model"] == m].set_index("task").reindex(tasks)
+        at = np.arange(len(tasks)) + (i - (len(models) - 1) / 2) * width
+        share = 100 * rows["edges kept"] / rows["edges in model"]
+        bars = axes[0].bar(at, share, width * 0.95, label=m, color=f"C{i}")
+        axes[0].bar_label(bars, ["" if np.isnan(k) else f"{k:.0f}" for k in rows["edges kept"]], fontsize=9, padding=1)
+        axes[1].bar(at, rows["faithfulness"], width * 0.95, color=f"C{i}")
+    axes[1].axhline(target, color="black", ls="--", lw=0.8, label=f"target {target:g}")
+    for ax, label in zip(axes, ["edges kept (% of the model's;\nlabel: number of edges)",
+                                "normalised faithfulness\n(re-measured by patching)"]):
+        turn = len(tasks) > 4 and max(len(t) for t in tasks) > 8
+        ax.set_xticks(range(len(tasks)), tasks, rotation=30 if turn else 0, ha="right" if turn else "center")
+        ax.set_ylabel(label)
+        ax.axhline(0, color="black", lw=0.6)
+    axes[0].set_ylim(0, 1.2 * max(100 * circuits["edges kept"] / circuits["edges in model"]))
+    axes[1].set_ylim(min(0.0, circuits["faithfulness"].min()), max(1.2, 1.1 * circuits["faithfulness"].max()))
+    axes[1].legend(loc="upper right")
+    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside lower center", ncol=len(models), frameon=False)
+    if title:
+        fig.suptitle(title, x=0.02, ha="left")
+    fig.set_layout_engine("constrained")
+    return finish(fig, name, vector=True)
+
+
 def accuracy_by_place_and_length(by_position: pd.DataFrame, by_length: pd.DataFrame,
                                  name: Optional[str] = None) -> Any:
     """Accuracy per task by where the answer sits in its list (rows of ``by_position``: fifths) and
@@ -178,5 +211,5 @@ def accuracy_by_place_and_length(by_position: pd.DataFrame, by_length: pd.DataFr
     return finish(fig, name, vector=True)
 
 
-__all__ = ["accuracy_by_place_and_length", "circuit_membership", "circuit_scores", "knockout_bars", "lens_ranks",
-           "role_attention_maps", "table_matrix", "task_accuracy"]
+__all__ = ["accuracy_by_place_and_length", "circuit_membership", "circuit_scores", "edge_circuit_sizes", "knockout_bars",
+           "lens_ranks", "role_attention_maps", "table_matrix", "task_accuracy"]
