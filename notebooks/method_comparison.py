@@ -244,6 +244,15 @@ for task, rows in tasks.groupby("task", sort=False):
         + (f"A CPR above 1 ({', '.join(f'{m} {v:.2f}' for m, v in over['CPR'].items())}) is no merit: those "
            f"circuits push the metric past the whole model's (they leave out edges that work against the "
            f"answer), which CMD counts against them." if len(over) else ""))
+mean_cmd = tasks.groupby("method", sort=False)["CMD"].mean().sort_values()
+if tasks["task"].nunique() > 1:
+    say(f"Over the {tasks['task'].nunique()} tasks the lowest mean CMD is **{mean_cmd.index[0]}**'s "
+        f"({mean_cmd.iloc[0]:.3f}) and the highest **{mean_cmd.index[-1]}**'s ({mean_cmd.iloc[-1]:.3f}): "
+        + (f"{mean_cmd.index[0]} also ranked every planted edge first on the ladder"
+           if mean_cmd.index[0] in set(reliable.index) else
+           f"{mean_cmd.index[0]} did not rank every planted edge first on the ladder")
+        + (f", and so did {mean_cmd.index[-1]}: finding the planted edges of a hand-built circuit does not make a "
+           f"method's circuits faithful on a task." if mean_cmd.index[-1] in set(reliable.index) else "."))
 act = tasks[tasks["method"].str.startswith("EAP-IG activations")].set_index("task")
 inp = tasks[tasks["method"].str.startswith("EAP-IG (")].set_index("task")
 if not act.empty and not inp.empty:
