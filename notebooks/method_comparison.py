@@ -184,8 +184,8 @@ say(f"By MIB's areas the methods are {'close' if spread < 0.05 else 'apart'}: me
 # probability difference of the greater_than_circuit chapter and its "01" corruption — the patched
 # run is the "01" control, so f = 0 is the control and f = 1 the clean model — and **IOI** (Wang et
 # al. 2023) with the logit difference IO − S and the ABC corruption. Each model is first checked for
-# the behaviour; the methods then run on the same prompts as above, and exact patching and ACDC, whose
-# cost grows with the number of edges, only on graphs of at most `max_per_edge` edges.
+# the behaviour; the methods then run on `task_prompts` prompts of each task, and exact patching and
+# ACDC, whose cost grows with the number of edges, only on graphs of at most `max_per_edge` edges.
 
 # %%
 model = ch.model
