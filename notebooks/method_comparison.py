@@ -36,20 +36,31 @@ l0 = 1.0                        # edge masks: weight of the L0 penalty (expected
 mask_steps = 150                # edge masks: training steps
 min_accuracy = 0.9              # a rung is scored only if the model answers at least this share of prompts
 min_auc = 0.99                  # a method "finds the circuit" on a rung if its ROC AUC is at least this
+model_name = "suite-l-s0"       # the trained model of the last section (the suite model that does greater-than)
+gt_template = "dragged"         # greater-than template (shared/tasks/heldout.py)
+task_prompts = 16               # prompts per task in the last section
+max_per_edge = 600              # exact patching and ACDC run only on graphs with at most this many edges
+gt_min_prob_diff = 0.1          # the model does greater-than if its mean probability difference ...
+gt_min_gain = 0.05              # ... and its gain over the "01" control reach these
+ioi_min_logit_diff = 1.0        # a model does IOI if its mean logit difference IO - S ...
+ioi_min_share_positive = 0.8    # ... and its share of prompts preferring the IO reach these
 seed = 0
 
 # %%
 from shared import plots
 from shared.chapters import count, open_chapter, say, show_table
 from shared.chapters.common import report_run
-from shared.chapters.method_comparison import rung, run_ladder
+from shared.chapters.method_comparison import greater_than_case, ioi_case, rung, run_ladder, run_tasks
 from shared.engine.mib import MIB_PERCENTS
 from shared.errors import ParameterError
 
 ch = open_chapter("method_comparison", sharpness_values=sharpness_values, distractor_values=distractor_values,
                   backup_values=backup_values, mlp_sharpness_values=mlp_sharpness_values, n_prompts=n_prompts,
                   ig_steps=ig_steps, acdc_threshold=acdc_threshold, l0=l0, mask_steps=mask_steps,
-                  min_accuracy=min_accuracy, min_auc=min_auc, seed=seed)
+                  min_accuracy=min_accuracy, min_auc=min_auc, model_name=model_name, gt_template=gt_template,
+                  task_prompts=task_prompts, max_per_edge=max_per_edge, gt_min_prob_diff=gt_min_prob_diff,
+                  gt_min_gain=gt_min_gain, ioi_min_logit_diff=ioi_min_logit_diff,
+                  ioi_min_share_positive=ioi_min_share_positive, seed=seed)
 ladder = {"sharpness": sharpness_values, "distractor": distractor_values, "backup": backup_values,
           "attention->MLP": mlp_sharpness_values}
 ladder = {k: v for k, v in ladder.items() if v}
@@ -66,6 +77,14 @@ for knob, values in ladder.items():
 # * **backup** — a second induction head carries a small share of the answer (its edges are planted
 #   too, so a method must find a weak path among noise heads of similar size);
 # * **attention->MLP** — the copy-first circuit, whose attention head feeds an MLP in the same layer.
+#
+# The two integrated-gradient methods differ in where they interpolate. EAP-IG moves the *input
+# embeddings* from the corrupted prompt to the clean one and averages the gradients at every receiver
+# along the way. EAP-IG over activations (`shared/engine/eap_activations.py`) moves one group of
+# senders at a time — the embeddings, one layer's heads, or one MLP — from its corrupted output to its
+# clean one while the rest of the model recomputes, and scores an edge by (clean − corrupted sender
+# output) · mean gradient at the receiver's input. With one step it is plain EAP; with many, the scores
+# of a group's edges add up to the metric's drop when that group is patched.
 #
 # For every rung each method scores all edges (pruning methods rank their kept edges first). MIB's
 # faithfulness keeps the top `floor(p * E)` edges at shares p = 0.1 % ... 100 %, patches the rest to
@@ -129,15 +148,23 @@ if not sharp.empty:
             say(f"**{method}** falls below {min_auc:g} from sharpness {first['value']:g} (ROC AUC "
                 f"{first['ROC AUC']:.2f}) and reaches {rows['ROC AUC'].iloc[-1]:.2f} at {rows['value'].iloc[-1]:g}.")
     lowest = sharp.groupby("method", sort=False)["ROC AUC"].min()
+    by_inputs, by_acts = lowest.filter(like="EAP-IG (").min(), lowest.filter(like="EAP-IG activations").min()
+    if by_inputs == by_inputs and by_acts == by_acts:  # both variants ran (not NaN)
+        say(f"Interpolating each sender's output instead of the input embeddings gives a lowest ROC AUC of "
+            f"{by_acts:.2f} against {by_inputs:.2f} over the sharpness rungs: "
+            + ("no better." if by_acts <= by_inputs + 0.01 else "better, " + ("and enough." if by_acts >= min_auc
+               else "but not enough: at high sharpness even gradients averaged along the path miss planted edges.")))
     eap_low, holds = lowest.get("EAP", 1.0), [m for m, a in lowest.items() if a >= min_auc]
-    ig_low = lowest.filter(like="EAP-IG").min()
+    ig_low = lowest.filter(like="EAP-IG").max()
     if eap_low < min_auc:
         say(f"So **when attention saturates, do not rank edges by plain EAP** (lowest ROC AUC {eap_low:.2f}): "
             f"a first-order estimate reads the slope of a saturated softmax, which is nearly flat although "
             f"patching the edge changes the output a lot. "
-            + (f"Integrated gradients ({ig_low:.2f} at worst) help only part of the way. " if eap_low < ig_low < min_auc
-               else f"Integrated gradients ({ig_low:.2f} at worst) fix it here. " if ig_low >= min_auc else
-               f"Integrated gradients ({ig_low:.2f} at worst) do not help. ")
+            + (f"Integrated gradients help only part of the way (lowest ROC AUC {ig_low:.2f} for the better of the "
+               f"two variants). " if eap_low < ig_low < min_auc else
+               f"Integrated gradients fix it here (lowest ROC AUC {ig_low:.2f} for the better variant). "
+               if ig_low >= min_auc else
+               f"Integrated gradients do not help (lowest ROC AUC {ig_low:.2f} for the better variant). ")
             + (f"Use a method that measures the patched model itself: {', '.join(holds)} kept every planted "
                f"edge first at every sharpness." if holds else ""))
 best_cpr, best_cmd = summary["cpr"].idxmax(), summary["cmd"].idxmin()
@@ -151,9 +178,96 @@ say(f"By MIB's areas the methods are {'close' if spread < 0.05 else 'apart'}: me
     f"which edges a method ranks first; here ROC AUC against the planted edges tells the methods apart.")
 
 # %% [markdown]
+# ## On the suite's tasks
+# Nothing is planted in a trained model, so there is no ROC AUC; MIB's faithfulness areas are what is
+# left. We score every method on two tasks of the book: **greater-than** (Hanna et al. 2023) with the
+# probability difference of the greater_than_circuit chapter and its "01" corruption — the patched
+# run is the "01" control, so f = 0 is the control and f = 1 the clean model — and **IOI** (Wang et
+# al. 2023) with the logit difference IO − S and the ABC corruption. Each model is first checked for
+# the behaviour; the methods then run on `task_prompts` prompts of each task, and exact patching and
+# ACDC, whose cost grows with the number of edges, only on graphs of at most `max_per_edge` edges.
+
+# %%
+model = ch.model
+cases = [greater_than_case(model, model_name, gt_template, task_prompts, seed, gt_min_prob_diff, gt_min_gain),
+         ioi_case(model, model_name, task_prompts, seed, ioi_min_logit_diff, ioi_min_share_positive)]
+gt_case, ioi_task = cases
+b = gt_case.behaviour
+say(f"On greater-than, {model_name} puts a mean probability difference of {b['prob diff']:.2f} on later years "
+    f"({b['control']:.2f} on the '01' control, a gain of {b['gain']:.2f}): "
+    + ("it does the task." if gt_case.ok else
+       f"below the thresholds ({gt_min_prob_diff:g}, {gt_min_gain:g}), so it does not do the task and greater-than "
+       f"is not scored."))
+b = ioi_task.behaviour
+if b["model does IOI"]:
+    say(f"{model_name} does IOI (mean logit difference {b['model logit diff']:.2f}, "
+        f"{b['model share positive']:.0%} of prompts prefer the IO), so IOI is scored on it.")
+else:
+    say(f"{model_name} does not do IOI (mean logit difference IO − S {b['model logit diff']:.2f}, "
+        f"{b['model share positive']:.0%} of prompts prefer the IO; no suite model does), so the IOI scores "
+        f"below are those of the hand-set planted IOI control of the ioi_across_models chapter (mean logit "
+        f"difference {b['control logit diff']:.2f}, {b['control share positive']:.0%} of prompts prefer the IO)"
+        + ("." if ioi_task.ok else ", which does not reach the thresholds either, so IOI is not scored."))
+
+# %%
+tasks, left_out = run_tasks(cases, max_per_edge, ig_steps=ig_steps, acdc_threshold=acdc_threshold, l0=l0,
+                            mask_steps=mask_steps, seed=seed)
+for (task, edges), rows in left_out.groupby(["task", "edges"]):
+    say(f"On {task} the graph has {edges} edges, more than `max_per_edge` = {max_per_edge}, so "
+        f"{' and '.join(rows['method'])} did not run (raise `max_per_edge` to include them).")
+if tasks.empty:
+    raise ParameterError("Neither task is done by its model here, so no method is scored on the suite's tasks; "
+                         "choose another `model_name`.")
+
+# %%
+plots.circuits.method_curves(tasks, name="tasks")
+
+# %% [markdown]
+# CPR (higher is better), CMD (lower is better) and cost per method and task:
+
+# %%
+show_table(tasks[["task", "model", "edges", "method", "CPR", "CMD", "seconds", "forward passes"]],
+           digits={"seconds": 2, "forward passes": 0})
+
+# %%
+for task, rows in tasks.groupby("task", sort=False):
+    rows = rows.set_index("method")
+    best_cpr, best_cmd = rows["CPR"].idxmax(), rows["CMD"].idxmin()
+    near = rows[rows["CMD"] <= rows["CMD"].min() + 0.02]
+    cheap = near["forward passes"].idxmin()
+    over = rows[rows["CPR"] > 1.05]
+    say(f"On **{task}** ({rows['model'].iloc[0]}, {rows['edges'].iloc[0]} edges) the lowest CMD is "
+        f"**{best_cmd}**'s ({rows.loc[best_cmd, 'CMD']:.3f}) and the highest CPR **{best_cpr}**'s "
+        f"({rows.loc[best_cpr, 'CPR']:.3f}). Within 0.02 of the best CMD, the cheapest method is **{cheap}** "
+        f"({rows.loc[cheap, 'forward passes']:.0f} forward passes, against "
+        f"{rows['forward passes'].max():.0f} for the most expensive). "
+        + (f"A CPR above 1 ({', '.join(f'{m} {v:.2f}' for m, v in over['CPR'].items())}) is no merit: those "
+           f"circuits push the metric past the whole model's (they leave out edges that work against the "
+           f"answer), which CMD counts against them." if len(over) else ""))
+mean_cmd = tasks.groupby("method", sort=False)["CMD"].mean().sort_values()
+if tasks["task"].nunique() > 1:
+    say(f"Over the {tasks['task'].nunique()} tasks the lowest mean CMD is **{mean_cmd.index[0]}**'s "
+        f"({mean_cmd.iloc[0]:.3f}) and the highest **{mean_cmd.index[-1]}**'s ({mean_cmd.iloc[-1]:.3f}): "
+        + (f"{mean_cmd.index[0]} also ranked every planted edge first on the ladder"
+           if mean_cmd.index[0] in set(reliable.index) else
+           f"{mean_cmd.index[0]} did not rank every planted edge first on the ladder")
+        + (f", and so did {mean_cmd.index[-1]}: finding the planted edges of a hand-built circuit does not make a "
+           f"method's circuits faithful on a task." if mean_cmd.index[-1] in set(reliable.index) else "."))
+act = tasks[tasks["method"].str.startswith("EAP-IG activations")].set_index("task")
+inp = tasks[tasks["method"].str.startswith("EAP-IG (")].set_index("task")
+if not act.empty and not inp.empty:
+    diff = (act["CMD"] - inp["CMD"]).dropna()
+    say(f"Interpolating the activations instead of the inputs changes CMD by "
+        + ", ".join(f"{d:+.3f} on {t}" for t, d in diff.items())
+        + f" at {(act['forward passes'] / inp['forward passes']).mean():.1f} times the cost "
+        "(one set of steps per group of senders instead of one for all).")
+
+# %% [markdown]
 # ## Limits
 # The ladder's models are tiny (edge counts above) and built by hand, without normalisation; MIB's
 # models are pretrained language models with tens of thousands of edges, where the faithfulness areas
 # carry more information. The cost column is measured on a shared CPU, so read it as an order of
 # magnitude. Widen the ladder with the list parameters (for example
-# `--param sharpness_values=[2,4,6,8,10,12,14,16]`).
+# `--param sharpness_values=[2,4,6,8,10,12,14,16]`), the suite's tasks with `task_prompts`. The suite
+# section scores one model and one greater-than template; its IOI model is a hand-set control, not
+# a trained one, so its numbers say how the methods treat a clean, known mechanism, not a learned one.

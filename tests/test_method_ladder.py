@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from shared.chapters.method_comparison import accuracy, run_ladder
+from shared.chapters.method_comparison import PER_EDGE, accuracy, greater_than_case, ioi_case, run_ladder, run_tasks
 from shared.engine.circuit import roc_auc
 from shared.engine.eap import eap, eap_ig
 from shared.engine.patching import path_patching
 from shared.engine.runs import record
-from shared.plots.circuits import method_ladder
+from shared.plots.circuits import method_curves, method_ladder
 from shared.zoo.planted import induction_model
+from shared.zoo.registry import load_model
 
 
 def _aucs(pm, batch):
@@ -67,10 +68,30 @@ def test_backup_head_carries_its_share():
 def test_run_ladder_scores_every_method_and_skips_models_without_the_behaviour():
     rows, skipped = run_ladder({"sharpness": [2.0, 12.0]}, 8, progress=False, ig_steps=2, mask_steps=20)
     assert skipped["value"].tolist() == [2.0] and skipped["accuracy"].iloc[0] < 0.9
-    assert len(rows) == 5 and set(rows["value"]) == {12.0}
+    assert len(rows) == 6 and set(rows["value"]) == {12.0}
     by = rows.set_index("method")
     assert by.loc["exact path patching", "ROC AUC"] == 1.0 and by.loc["EAP", "ROC AUC"] < 0.9
     assert (rows["f@100%"] == 1.0).all() and (rows["f@0.1%"] == 0.0).all()  # 0 edges kept at 0.1 % of 81
     assert ((rows["CPR"] > 0) & (rows["CPR"] <= 1.2) & (rows["CMD"] >= 0)).all()
     fig = method_ladder(rows)
-    assert len(fig.axes) == 2 and len(fig.legends[0].get_texts()) == 5
+    assert len(fig.axes) == 2 and len(fig.legends[0].get_texts()) == 6
+
+
+def test_suite_tasks_greater_than_on_the_model_and_ioi_on_the_planted_control():
+    bridge = load_model("suite-l-s0")
+    gt = greater_than_case(bridge, "suite-l-s0", "dragged", 8, 0, min_prob_diff=0.1, min_gain=0.05)
+    assert gt.ok and gt.behaviour["gain"] > 0.05 and gt.metric is not None
+    strict = greater_than_case(bridge, "suite-l-s0", "dragged", 8, 0, min_prob_diff=0.1, min_gain=0.9)
+    assert not strict.ok  # the verdict follows the thresholds
+    ioi = ioi_case(bridge, "suite-l-s0", 8, 0, min_logit_diff=1.0, min_share_positive=0.8)
+    # the suite model does not do IOI, so the planted control stands in, and it does
+    assert not ioi.behaviour["model does IOI"] and ioi.model == "planted (control)" and ioi.ok
+    assert ioi.behaviour["control logit diff"] > 1.0 and ioi.bridge.cfg.n_layers == 5
+    rows, left = run_tasks([gt, ioi, strict], max_per_edge=500, progress=False, ig_steps=2, mask_steps=10)
+    # per-edge methods run on greater-than (479 edges), not on the planted IOI model (561); strict is skipped
+    assert list(left["method"]) == list(PER_EDGE) and set(left["task"]) == {"IOI"} and set(left["edges"]) == {561}
+    assert len(rows[rows["task"] == "greater-than"]) == 6 and len(rows[rows["task"] == "IOI"]) == 4
+    assert ((rows["f@100%"] - 1).abs() < 1e-4).all() and (rows["f@0.1%"] == 0.0).all()  # all edges / none kept
+    assert ((rows["CMD"] >= 0) & (rows["forward passes"] > 0)).all() and rows["ROC AUC"].isna().all()
+    fig = method_curves(rows)
+    assert len(fig.axes) == 2 and len(fig.legends[0].get_texts()) == 6

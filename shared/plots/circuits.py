@@ -177,4 +177,36 @@ def method_ladder(frame: Any, metrics: tuple[str, ...] = ("ROC AUC", "CPR"), kno
     return finish(fig, name, vector=True)
 
 
-__all__ = ["PORT_COLOURS", "circuit_graph", "faithfulness_curves", "knockout_heatmap", "method_ladder"]
+def method_curves(frame: Any, name: Optional[str] = None) -> Any:
+    """One panel per task: each method's faithfulness at MIB's edge shares (``frame``: columns task,
+    method and ``f@p%``), edge share on a log axis, one legend for the methods."""
+    tasks = list(dict.fromkeys(frame["task"]))
+    methods = list(dict.fromkeys(frame["method"]))
+    if not tasks:
+        raise ParameterError("No task was scored.")
+    cols = [c for c in frame.columns if c.startswith("f@") and c.endswith("%")]
+    shares = [float(c[2:-1]) for c in cols]
+    colours = dict(zip(methods, plt.get_cmap("tab10").colors))
+    markers = dict(zip(methods, "osD^v<>ph*"))
+    fig, axes = plt.subplots(1, len(tasks), squeeze=False, sharey=True, figsize=(WIDTH, 3.6))
+    for ax, task in zip(axes[0], tasks):
+        part = frame[frame["task"] == task]
+        for m in methods:
+            row = part[part["method"] == m]
+            if not row.empty:
+                ax.plot(shares, row[cols].iloc[0].to_numpy(float), marker=markers[m], ms=4, color=colours[m],
+                        alpha=0.85)
+        ax.axhline(1, color="0.6", lw=0.8, ls="--")
+        ax.set(xscale="log", xlabel="edges kept (% of the graph)", title=f"{task}: {part['model'].iloc[0]}")
+        ax.xaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("faithfulness f")
+    handles = [Line2D([0], [0], color=colours[m], marker=markers[m], label=m) for m in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=min(3, len(methods)), frameon=False,
+               bbox_to_anchor=(0.5, -0.01))
+    fig.tight_layout(rect=(0, 0.07 + 0.04 * ((len(methods) - 1) // 3), 1, 1))
+    return finish(fig, name, vector=True)
+
+
+__all__ = ["PORT_COLOURS", "circuit_graph", "faithfulness_curves", "knockout_heatmap", "method_curves",
+           "method_ladder"]
