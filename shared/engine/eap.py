@@ -282,7 +282,9 @@ class _Gradients:
         A = self.scaled[l].to(out.dtype)
         R, k, _ = A.shape
         U = torch.bmm(A, layer.Wt, out=out.view(R, k, -1))
-        if self.b[l]:
+        if len(self.b[l]) == 1:  # one step (EAP): the rank-one correction in place, no temporary
+            U.addcmul_(self.b[l][0].to(out.dtype).unsqueeze(-1), self.xh[l][0].to(out.dtype), value=-1.0)
+        elif self.b[l]:
             B = torch.stack(self.b[l], -1).permute(1, 0, 2).to(out.dtype)  # [n*pos, 3H, steps]
             X = torch.stack(self.xh[l], 1).to(out.dtype)  # [n*pos, steps, d]
             U.sub_(torch.bmm(B, X).permute(1, 0, 2))
