@@ -17,9 +17,10 @@ FOUNDATION = {"shared", "shared.errors", "shared.paths", "shared.sources"}
 # third-party packages the engine may use besides the standard library
 ENGINE_THIRD_PARTY = {"torch", "transformer_lens", "tqdm"}
 # optional or heavy dependencies that may be imported inside a function (only when needed);
-# transformer_lens takes ~5 s to import, so the build's command line loads it only to boot a model
+# transformer_lens takes ~5 s to import, so the build's command line loads it only to boot a model;
+# tracr (with jax) is not a dependency at all: only compiling the Tracr models again needs it
 LAZY_OK = {"circuitsvis", "transformers", "tokenizers", "papermill", "jupytext", "nbformat", "playwright",
-           "IPython", "sphinx", "jupyter_book", "transformer_lens"}
+           "IPython", "sphinx", "jupyter_book", "transformer_lens", "tracr"}
 MAX_LINES = 420
 
 

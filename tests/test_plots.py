@@ -106,6 +106,10 @@ FIGURES: dict[str, Callable[[], Any]] = {
     "circuit_graph_chain": lambda: circuits.circuit_graph(Circuit(["a0.h1", "m0", "a1.h2"],
                                                                   ["input->a0.h1:v", "a0.h1->m0", "m0->a1.h2:v",
                                                                    "a1.h2->logits"], method="ACDC")),
+    "circuit_graphs": lambda: circuits.circuit_graphs(
+        {"chain": Circuit.from_edges(["input->a0.h1:v", "a0.h1->m0", "m0->a1.h2:v", "a1.h2->logits"]),
+         "qk": Circuit.from_edges(["input->a0.h0:q", "input->a0.h0:k", "a0.h0->logits"])},
+        labels={"chain": {"m0": "sequence_map"}}),
     "knockout_heatmap": lambda: circuits.knockout_heatmap(_knockout(NODES[:10])),
     "knockout_heatmap_heads_only": lambda: circuits.knockout_heatmap(_knockout(HEADS[:8])),
     "faithfulness_curves": lambda: circuits.faithfulness_curves(
@@ -236,6 +240,18 @@ def test_circuit_graph_uses_only_the_legend_colours_and_little_empty_space():
     assert chain.get_size_inches()[1] <= 3.0  # a chain of five nodes is one row, not a tall column
     plt.close(fig)
     plt.close(chain)
+
+
+def test_circuit_graphs_draw_one_panel_per_circuit_with_one_legend():
+    fig = FIGURES["circuit_graphs"]()
+    fig.canvas.draw()
+    assert [ax.get_title() for ax in fig.axes] == ["chain", "qk"]
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert "m0\nsequence\nmap" in texts and "a0.h1" in texts  # labels wrap; unlabelled nodes keep their name
+    used = {to_hex(p.get_edgecolor()) for ax in fig.axes for p in ax.patches if isinstance(p, FancyArrowPatch)}
+    named = {to_hex(h.get_color()) for h in fig.legends[0].legend_handles}
+    assert used == named and len(named) == 4  # v and MLP/logits in the chain, q and k in the second
+    plt.close(fig)
 
 
 def test_knockout_panels_have_one_size_with_or_without_mlps():

@@ -67,9 +67,14 @@ def area_scores(percents: Sequence[float], f: Sequence[float]) -> tuple[float, f
 
 def ranking(result: "Mapping[str, float] | Circuit", graph: Graph) -> "Mapping[str, float]":
     """Edge scores to rank by: a score dict as is; a circuit's edges first (by |score| among
-    themselves), every other edge after them (by |score| when the method scored it, else 0)."""
+    themselves), every other edge after them (by |score| when the method scored it, else 0). A
+    circuit of nodes only (node pruning) keeps the edges between its nodes (input and logits
+    always in), tied among themselves."""
     if isinstance(result, Mapping):  # a score dict or EdgeScores, as is
         return result
+    if not result.edges and result.nodes:
+        members = set(graph.check_nodes(result.nodes)) | {"input", "logits"}
+        return {e: 1.0 if {split_edge(e)[0], split_edge(e)[1]} <= members else 0.0 for e in graph.edges}
     kept = set(graph.check_edges(result.edges))
     top = max([abs(v) for v in result.scores.values()] + [1.0])
     return {e: (2 * top + abs(result.scores.get(e, 0.0))) if e in kept else abs(result.scores.get(e, 0.0)) / 2
@@ -132,7 +137,7 @@ def score_method(bridge: Any, batch: PromptBatch, name: str, run: Callable[[], "
     cpr, cmd = area_scores(percents, f)
     forward = forward_seconds(bridge, batch) if forward is None else forward
     auc = roc_auc(scores, truth) if truth is not None else None
-    info = {"sizes": curve.sizes}
+    info = {"sizes": curve.sizes, "ranking": scores}  # the edge scores ranked by, to score against other truths
     if isinstance(result, Circuit):
         info["kept"] = len(result.edges)
     return MethodScores(name, list(percents), f, cpr, cmd, auc, seconds, seconds / max(forward, 1e-9), info)

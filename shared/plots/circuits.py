@@ -34,13 +34,8 @@ def _column(node: Any, n_layers: int) -> int:
     return 2 * node.layer + (1 if node.kind == "head" else 2)
 
 
-def circuit_graph(circuit: Circuit, graph: Optional[Graph] = None, title: Optional[str] = None,
-                  name: Optional[str] = None) -> Any:
-    """Layered drawing of a circuit, read from left to right: input, then heads and MLPs layer by
-    layer, logits on the right (only the columns that hold a node). Edge width follows |score|;
-    edge colour says which input of the receiver the edge feeds, and an edge into a query, key or
-    value enters the receiver's box at its top, middle or bottom, so edges never overlap into a
-    colour the legend does not name."""
+def _geometry(circuit: Circuit, graph: Optional[Graph]) -> dict[str, Any]:
+    """Node positions, edge arcs and vertical extent of a circuit's layered drawing."""
     nodes = list(dict.fromkeys(circuit.nodes + [n for e in circuit.edges for n in split_edge(e)[:2]]))
     if not nodes:
         raise ParameterError("The circuit is empty; there is nothing to draw.")
@@ -68,33 +63,72 @@ def circuit_graph(circuit: Circuit, graph: Optional[Graph] = None, title: Option
         else:  # an edge that skips columns arcs over (or, going down, under) the nodes between its ends
             lift = 0.45 + 0.2 * (x1 - x0 - 2)
             middle = ((start[0] + end[0]) / 2, max(y0, y1) + lift if y1 >= y0 else min(y0, y1) - lift)
-        arcs.append((start, middle, end, w, port))
+        arcs.append((start, middle, end, w / top, port))
     peaks = [0.5 * m[1] + 0.25 * (a[1] + b[1]) for a, m, b, _, _ in arcs]  # the curve's extreme
     low, high = min([-(tallest - 1) / 2 - 0.45] + [p - 0.15 for p in peaks]), \
         max([(tallest - 1) / 2 + 0.45] + [p + 0.15 for p in peaks])
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.7 * (high - low) + 1.3))
-    for start, middle, end, w, port in arcs:
+    return {"pos": pos, "parsed": parsed, "arcs": arcs, "low": low, "high": high, "columns": len(level)}
+
+
+def _draw(ax: Any, geo: dict[str, Any], labels: Optional[Mapping[str, str]] = None) -> set:
+    """Draw a circuit's geometry on ``ax``; returns the receiver ports its edges use."""
+    for start, middle, end, w, port in geo["arcs"]:
         ax.add_patch(FancyArrowPatch(path=MplPath([start, middle, end], [MplPath.MOVETO, MplPath.CURVE3,
                                                                          MplPath.CURVE3]),
-                                     arrowstyle="-|>", mutation_scale=9, lw=0.7 + 2.6 * w / top,
+                                     arrowstyle="-|>", mutation_scale=9, lw=0.7 + 2.6 * w,
                                      color=PORT_COLOURS[port], shrinkA=0, shrinkB=0))
-    ports = {a[4] for a in arcs}
-    for n, (x, y) in pos.items():
-        face = {"head": "#cfe2ff", "mlp": "#ffe5b4"}.get(parsed[n].kind, "#e0e0e0")
-        ax.text(x, y, n, ha="center", va="center", fontsize=SMALLEST + 1, zorder=3,
+    for n, (x, y) in geo["pos"].items():
+        face = {"head": "#cfe2ff", "mlp": "#ffe5b4"}.get(geo["parsed"][n].kind, "#e0e0e0")
+        text = n if not labels or n not in labels else f"{n}\n" + textwrap.fill(labels[n].replace("_", " "), 10)
+        ax.text(x, y, text, ha="center", va="center", fontsize=SMALLEST + 1, zorder=3,
                 bbox=dict(boxstyle="round", fc=face, ec="0.4"))
-    ax.set_xlim(-0.5, len(level) - 0.5)
-    ax.set_ylim(low, high)
+    ax.set_xlim(-0.5, geo["columns"] - 0.5)
+    ax.set_ylim(geo["low"], geo["high"])
     ax.axis("off")
+    return {a[4] for a in geo["arcs"]}
+
+
+def _port_legend(where: Any, ports: set, **kw: Any) -> None:
+    handles = [Line2D([0], [0], color=PORT_COLOURS[p], lw=2, label=PORT_NAMES[p]) for p in ("q", "k", "v", None)
+               if p in ports]
+    where.legend(handles=handles, ncol=len(handles), frameon=False, title="edge feeds (width: |score|)", **kw)
+
+
+def circuit_graph(circuit: Circuit, graph: Optional[Graph] = None, title: Optional[str] = None,
+                  name: Optional[str] = None) -> Any:
+    """Layered drawing of a circuit, read from left to right: input, then heads and MLPs layer by
+    layer, logits on the right (only the columns that hold a node). Edge width follows |score|;
+    edge colour says which input of the receiver the edge feeds, and an edge into a query, key or
+    value enters the receiver's box at its top, middle or bottom, so edges never overlap into a
+    colour the legend does not name."""
+    geo = _geometry(circuit, graph)
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.7 * (geo["high"] - geo["low"]) + 1.3))
+    ports = _draw(ax, geo)
     label = title or f"{circuit.method or 'circuit'}: {len(circuit.nodes)} nodes, {len(circuit.edges)} edges"
     if circuit.score is not None and circuit.full:
         label += f" (metric {circuit.score:.2f} of {circuit.full:.2f})"
     ax.set_title(textwrap.fill(label, 80))
     if circuit.edges:
-        handles = [Line2D([0], [0], color=PORT_COLOURS[p], lw=2, label=PORT_NAMES[p])
-                   for p in ("q", "k", "v", None) if p in ports]
-        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=len(handles),
-                  frameon=False, title="edge feeds (width: |score|)")
+        _port_legend(ax, ports, loc="upper center", bbox_to_anchor=(0.5, 0.0))
+    return finish(fig, name)
+
+
+def circuit_graphs(circuits: Mapping[str, Circuit], graphs: Optional[Mapping[str, Graph]] = None,
+                   labels: Optional[Mapping[str, Mapping[str, str]]] = None, name: Optional[str] = None) -> Any:
+    """Several circuits drawn like :func:`circuit_graph`, one panel each (titled by the mapping's keys),
+    stacked; ``labels`` adds a second line to some nodes' boxes (e.g. what a node computes)."""
+    if not circuits:
+        raise ParameterError("No circuit to draw.")
+    geos = {k: _geometry(c, (graphs or {}).get(k)) for k, c in circuits.items()}
+    heights = [0.75 * (g["high"] - g["low"]) + 0.5 for g in geos.values()]
+    fig, axes = plt.subplots(len(geos), 1, squeeze=False, figsize=(WIDTH, sum(heights) + 0.9),
+                             gridspec_kw={"height_ratios": heights})
+    ports: set = set()
+    for ax, (key, geo) in zip(axes[:, 0], geos.items()):
+        ports |= _draw(ax, geo, (labels or {}).get(key))
+        ax.set_title(key)
+    _port_legend(fig, ports, loc="lower center", bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.9 / (sum(heights) + 0.9), 1, 1))
     return finish(fig, name)
 
 
@@ -208,5 +242,5 @@ def method_curves(frame: Any, name: Optional[str] = None) -> Any:
     return finish(fig, name, vector=True)
 
 
-__all__ = ["PORT_COLOURS", "circuit_graph", "faithfulness_curves", "knockout_heatmap", "method_curves",
-           "method_ladder"]
+__all__ = ["PORT_COLOURS", "circuit_graph", "circuit_graphs", "faithfulness_curves", "knockout_heatmap",
+           "method_curves", "method_ladder"]

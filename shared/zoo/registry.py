@@ -29,8 +29,8 @@ ZOO_MODULES: tuple[str, ...] = (
     "shared.zoo.attn_only",
     "shared.zoo.lists",
     "shared.zoo.seq_lm",
-    "shared.zoo.suite",
-    "shared.zoo.families",
+    "shared.zoo.suite", "shared.zoo.families",
+    "shared.zoo.compiled",  # Tracr-compiled programs (compiling again needs tracr)
 )
 
 # Friendly names for pretrained hub models used in the papers the book follows.
