@@ -115,6 +115,28 @@ def _head_input_grads(layer: _LayerInputs, x: torch.Tensor, grads: list[torch.Te
     return U.view(R, -1)
 
 
+def _grab(keep: dict, key: Any):
+    """A hook that records its activation in ``keep[key]`` (gradients flow through it)."""
+    def hook(x, hook):
+        keep[key] = x
+        return x
+    return hook
+
+
+def _offset(keep: dict, key: Any):
+    """A hook that adds a zero tensor ``keep[key]`` requiring grad: the gradient at that point."""
+    def hook(x, hook):
+        keep[key] = torch.zeros_like(x, requires_grad=True)
+        return x + keep[key]
+    return hook
+
+
+def _edge_scores(graph: Graph, total: torch.Tensor, divisor: float) -> EdgeScores:
+    """The [senders, receivers] table of summed scores as :class:`EdgeScores` (divided by ``divisor``)."""
+    scores = total.T[graph.edge_mask(total.device).T].cpu()  # in graph.edges order (receiver-major)
+    return EdgeScores(graph, scores / divisor)
+
+
 def _gradient_pass(bridge: Any, batch: PromptBatch, metric: Metric, resid0: torch.Tensor):
     """One forward+backward from embeddings ``resid0``. Returns the gradients at every layer's
     ``hook_q/k/v`` with the residual entering the block and the q/k/v themselves, at the MLP inputs ``[n * pos * d]`` and at
@@ -122,27 +144,14 @@ def _gradient_pass(bridge: Any, batch: PromptBatch, metric: Metric, resid0: torc
     cfg = bridge.cfg
     L = cfg.n_layers
     store: dict = {}
-    keep = {}
-
-    def grab(key):
-        def hook(x, hook):
-            keep[key] = x
-            return x
-        return hook
-
-    def offset(key):
-        def hook(x, hook):
-            keep[key] = torch.zeros_like(x, requires_grad=True)
-            return x + keep[key]
-        return hook
-
+    keep: dict = {}
     hooks = []
     for l in range(L):
-        hooks.append((f"blocks.{l}.hook_resid_pre", grab(("r", l))))
+        hooks.append((f"blocks.{l}.hook_resid_pre", _grab(keep, ("r", l))))
         for p in "qkv":
-            hooks.append((f"blocks.{l}.attn.hook_{p}", grab((p, l))))
+            hooks.append((f"blocks.{l}.attn.hook_{p}", _grab(keep, (p, l))))
         if not cfg.attn_only:  # a zero offset on the MLP branch only (not the residual itself)
-            hooks.append((f"blocks.{l}.ln2.hook_in", offset(("mlp_in", l))))
+            hooks.append((f"blocks.{l}.ln2.hook_in", _offset(keep, ("mlp_in", l))))
     hooks += [h for h in _record_hooks(bridge, store) if "resid_pre" not in h[0] and "ln_final" not in h[0]]
     final_store = {}
 
@@ -376,8 +385,7 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
             else:
                 part_values = values if size == n else _rows(values, slice(i, i + size))
             _edge_totals(bridge, part, metric, part_values, alphas, graph, t, w, layers, total, bar)
-    scores = total.T[graph.edge_mask(total.device).T].cpu()  # in graph.edges order (receiver-major)
-    return EdgeScores(graph, scores / (len(alphas) * n))  # the metric is a mean over prompts
+    return _edge_scores(graph, total, len(alphas) * n)  # the metric is a mean over prompts
 
 
 def eap_ig(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, steps: int = 5,

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 
 from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
-from shared.engine.eap import _head_input_grads, _layer_inputs, _sender_diffs
-from shared.engine.graph import Graph
+from shared.engine.eap import _edge_scores, _grab, _head_input_grads, _layer_inputs, _no_weight_grads, _offset, _sender_diffs
+from shared.engine.graph import EdgeScores, Graph
 from shared.engine.metrics import Metric, resolve
 from shared.engine.patching import _EdgeIndex, check_edge_support
 from shared.engine.runs import Activations, Values, final_residual, record, stacked_weights
@@ -79,23 +79,11 @@ def _interpolated_pass(bridge: Any, batch: PromptBatch, metric: Metric, clean: A
         hook_name = f"blocks.{layer}.attn.hook_z" if kind == "attn" else f"blocks.{layer}.hook_mlp_out"
         hooks.append((hook_name, lambda x, hook: point))
 
-    def grab(key):
-        def hook(x, hook):
-            keep[key] = x
-            return x
-        return hook
-
-    def offset(key):
-        def hook(x, hook):
-            keep[key] = torch.zeros_like(x, requires_grad=True)
-            return x + keep[key]
-        return hook
-
     for l in range(first_attn, L):
-        hooks.append((f"blocks.{l}.hook_resid_pre", grab(("r", l))))
-        hooks += [(f"blocks.{l}.attn.hook_{p}", grab((p, l))) for p in "qkv"]
+        hooks.append((f"blocks.{l}.hook_resid_pre", _grab(keep, ("r", l))))
+        hooks += [(f"blocks.{l}.attn.hook_{p}", _grab(keep, (p, l))) for p in "qkv"]
     mlp_layers = [] if cfg.attn_only else list(range(layer if kind == "attn" else first_attn, L))
-    hooks += [(f"blocks.{l}.ln2.hook_in", offset(("mlp_in", l))) for l in mlp_layers]
+    hooks += [(f"blocks.{l}.ln2.hook_in", _offset(keep, ("mlp_in", l))) for l in mlp_layers]
     final: dict = {}
 
     def final_hook(x):
@@ -117,7 +105,7 @@ def _interpolated_pass(bridge: Any, batch: PromptBatch, metric: Metric, clean: A
 
 def eap_ig_activations(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, steps: int = 5,
                        ablation: str = "corrupt", values: Optional[Values] = None,
-                       progress: bool = False) -> dict[str, float]:
+                       progress: bool = False) -> EdgeScores:
     """Score every edge by integrated gradients along the senders' outputs (module docstring):
     ``steps`` interpolation points per sender group; ``ablation`` / ``values`` as in
     :func:`shared.engine.eap.eap`. Returns ``{edge: estimated drop of the metric}``."""
@@ -134,10 +122,7 @@ def eap_ig_activations(bridge: Any, batch: PromptBatch, metric: "Metric | str | 
     layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]))
     groups = sender_groups(graph)
     total = torch.zeros(len(graph.senders), len(graph.receivers), dtype=torch.float64, device=batch.clean.device)
-    params = [p for p in bridge.parameters() if p.requires_grad]
-    for p in params:  # only activation gradients are needed
-        p.requires_grad_(False)
-    try:
+    with _no_weight_grads(bridge):  # only activation gradients are needed
         with torch.no_grad():
             clean = record(bridge, batch.clean)
             D = _sender_diffs(bridge, graph, clean, values, w["W_O"])
@@ -158,15 +143,7 @@ def eap_ig_activations(bridge: Any, batch: PromptBatch, metric: "Metric | str | 
                             total[rows, t.mlp_recv[l]] += acc(Dg @ g)
                         total[rows, logit_col] += acc(Dg @ final_g)
                     bar.update(1)
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-    total = total.cpu()
-    keep = t.table >= 0
-    scores = torch.zeros(len(graph.edges), dtype=torch.float64)
-    scores[t.table[keep]] = total[keep]
-    scores = scores / (steps * len(batch))  # the metric is a mean over prompts
-    return dict(zip(graph.edges, scores.tolist()))
+    return _edge_scores(graph, total, steps * len(batch))  # the metric is a mean over prompts
 
 
 __all__ = ["eap_ig_activations", "sender_groups"]
