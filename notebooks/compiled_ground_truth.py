@@ -138,8 +138,9 @@ if results.empty:
 
 # %% [markdown]
 # ## The methods against the compiled truth
-# The five edge methods of the method-comparison chapter (exact path patching, EAP, EAP-IG, greedy
-# ACDC-style pruning, learned edge masks) and node pruning, whose kept nodes' edges are ranked first.
+# The edge methods of the method-comparison chapter (exact path patching, EAP, EAP-IG over the inputs
+# and over the activations, greedy ACDC-style pruning, learned edge masks) and node pruning, whose kept
+# nodes' edges are ranked first.
 # For each method, the faithfulness f of its top edges at MIB's shares (0.1 % ... 100 %), CPR (area
 # under f) and CMD (area between f and 1); cost in seconds and forward passes. Against the active
 # edges, a score at most `zero_tol` times the method's largest one counts as zero (a tie): a gradient

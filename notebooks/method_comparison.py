@@ -13,9 +13,9 @@
 #
 # On the two easy planted models of the previous chapter every edge method ranks the planted edges
 # first (ROC AUC 1), so that chapter cannot tell them apart. Here we make the planted circuits harder
-# one knob at a time — a **difficulty ladder** — and score five edge methods the way the MIB benchmark
-# does (Mueller et al. 2025): exact path patching, EAP, EAP-IG, greedy ACDC-style pruning and learned
-# edge masks (Edge Pruning, Bhaskar et al. 2024). The question: **which method still finds the planted
+# one knob at a time — a **difficulty ladder** — and score six edge methods the way the MIB benchmark
+# does (Mueller et al. 2025): exact path patching, EAP, EAP-IG over the inputs and over the activations,
+# greedy ACDC-style pruning and learned edge masks (Edge Pruning, Bhaskar et al. 2024). The question: **which method still finds the planted
 # edges when the circuit gets harder, how faithful are its top edges, and what does it cost?**
 
 # %% tags=["remove-cell"]
