@@ -5,6 +5,8 @@
 #   .venv/bin/pip download --no-deps -d .whl transformer-lens==4.3.0 beartype==0.23.1 fancy-einsum==0.0.3 \
 #       typeguard==4.6.1 datasets==5.2.0 dill==0.4.1 multiprocess==0.70.19 jaxtyping==0.3.11 einops==0.8.2
 #   git show <commit before a change>:shared/engine/eap.py > .gpu/eap_before.py   (optional: timed beside)
+# (TransformerLens's attribution_patch, --peer N, is compared on the CPU: per prompt and position in Python,
+# it would take minutes of device time at GPT-2 small.)
 # then run on the device (its python3 has torch and transformers; `.whl` and `.gpu` are ignored by git,
 # so carry them):
 #   run(command="bash tests/device_benchmark.sh", carry=[".whl", ".gpu"], timeout_s=540)
@@ -19,8 +21,8 @@ python3 -c "import torch, transformers, transformer_lens; print('torch', torch._
 CMP=""; [ -f .gpu/eap_before.py ] && CMP="--compare-with .gpu/eap_before.py"
 B="python3 tests/benchmark_circuits.py --device cuda --tokens 24 --no-knockout"
 {
-$B --arch gpt2-xl --prompts 32 --profile $CMP
-$B --arch gpt2-small --prompts 64 $CMP --peer 2
+$B --arch gpt2-xl --prompts 32 --profile --tf32 $CMP
+$B --arch gpt2-small --prompts 64 $CMP
 $B --arch gpt2-small --prompts 256 $CMP
 $B --arch gpt2-medium --prompts 64 $CMP
 # the 8B shape, made once: bf16, 128 tokens; 8 prompts at once, then 32 prompts in chunks of 8 and of 16
