@@ -28,3 +28,17 @@ def test_timed_regions_wait_for_the_device(monkeypatch):
     monkeypatch.setattr(benchmark_circuits, "SYNC", lambda: time.sleep(0.05))
     _, t = benchmark_circuits.timed(lambda: None)
     assert t >= 0.05
+
+
+def test_eap_equals_transformer_lens_attribution_patching_and_another_implementation_is_compared(capsys, tmp_path):
+    """The peer row: TransformerLens 4's own edge attribution patching (per prompt and position, gradient
+    on the corrupted run) summed over positions equals ``eap`` with clean and corrupted swapped; and
+    ``--compare-with`` times another ``eap`` file in the same run and reports the score difference."""
+    other = tmp_path / "eap_other.py"
+    other.write_text((Path(__file__).resolve().parents[1] / "shared" / "engine" / "eap.py").read_text())
+    out = benchmark_circuits.main(["--arch", "tiny", "--prompts", "4", "--tokens", "8", "--no-knockout",
+                                   "--ig-steps", "2", "--peer", "2", "--compare-with", str(other)])
+    printed = capsys.readouterr().out
+    assert "attribution_patch" in printed and "eap_other.py" in printed
+    assert out["peer_pearson"] > 0.99999 and out["peer_difference"] < 1e-5
+    assert out["eap_difference_vs_other"] < 1e-6 and out["eap_ig_difference_vs_other"] < 1e-6
