@@ -128,10 +128,11 @@ idle = checks[checks["active truth edges"] < checks["truth edges"]]
 say("Not every true edge matters for a task, though: "
     + "; ".join(f"**{r['program']}** has {r['active truth edges']} active of {r['truth edges']}"
                 for _, r in idle.iterrows())
-    + ". A true edge is idle when the corruption leaves what it carries unchanged — in `reverse` the "
-      "length and the index arithmetic are the same for every input of five tokens, so only the edges "
-      "that fetch the token move the answer. We report ROC AUC against all true edges (the compiled "
-      "truth) and against the active ones (what any method can see on this task)." if len(idle) else
+    + ". A true edge is idle when the corruption leaves what it carries unchanged"
+    + (" — in `reverse` the length and the index arithmetic are the same for every input of five tokens, "
+       "so only the edges that fetch the token move the answer" if "reverse" in set(idle["program"]) else "")
+    + ". We report ROC AUC against all true edges (the compiled truth) and against the active ones (what "
+      "any method can see on this task)." if len(idle) else
     "Every true edge moves the metric when patched alone.")
 if results.empty:
     raise ParameterError("No compiled model does its task on these prompts; choose other programs.")

@@ -10,7 +10,7 @@ Built on :mod:`shared.engine.runs` (recorded runs, re-running from a cached resi
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Optional, Sequence
 
 import torch

@@ -27,8 +27,8 @@ from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
 from shared.engine.graph import EdgeScores, Graph
 from shared.errors import ParameterError
-from shared.engine.metrics import Metric, resolve
-from shared.engine.patching import _EdgeIndex, check_edge_support
+from shared.engine.metrics import Metric
+from shared.engine.patching import _EdgeIndex, edge_setup
 from shared.engine.runs import Values, _record_hooks, final_residual, norm_kind, norm_module, norm_stats, stacked_weights
 
 
@@ -359,13 +359,9 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
     ``chunk`` bounds memory: the prompts are processed ``chunk`` at a time (the scores are sums over
     prompts, so the result is the same up to rounding) and peak memory is that of ``chunk`` prompts.
     Scores are accumulated in float64 on the model's device, also for a float16 / bfloat16 model."""
-    metric = resolve(metric)
-    check_edge_support(bridge)
-    batch.check_model(bridge)
     if chunk is not None and chunk < 1:
         raise ParameterError(f"EAP's chunk is a number of prompts (at least 1), got {chunk}.")
-    graph = Graph.of(bridge)
-    t = _EdgeIndex.of(graph)
+    metric, graph, t = edge_setup(bridge, batch, metric)
     n = len(batch)
     size = n if chunk is None else min(chunk, n)
     if values is None and ablation != "corrupt":  # shared by all chunks (resample draws over the whole batch)

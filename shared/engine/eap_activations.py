@@ -33,8 +33,8 @@ from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
 from shared.engine.eap import _edge_scores, _grab, _head_input_grads, _layer_inputs, _no_weight_grads, _offset, _sender_diffs
 from shared.engine.graph import EdgeScores, Graph
-from shared.engine.metrics import Metric, resolve
-from shared.engine.patching import _EdgeIndex, check_edge_support
+from shared.engine.metrics import Metric
+from shared.engine.patching import _EdgeIndex, edge_setup
 from shared.engine.runs import Activations, Values, final_residual, record, stacked_weights
 from shared.errors import ParameterError
 
@@ -111,11 +111,7 @@ def eap_ig_activations(bridge: Any, batch: PromptBatch, metric: "Metric | str | 
     :func:`shared.engine.eap.eap`. Returns ``{edge: estimated drop of the metric}``."""
     if not isinstance(steps, int) or steps < 1:
         raise ParameterError(f"EAP-IG over activations needs at least one step, got {steps!r}.")
-    metric = resolve(metric)
-    check_edge_support(bridge)
-    batch.check_model(bridge)
-    graph = Graph.of(bridge)
-    t = _EdgeIndex.of(graph)
+    metric, graph, t = edge_setup(bridge, batch, metric)
     if values is None:
         values = ablation_values(bridge, batch, ablation)
     w = stacked_weights(bridge)

@@ -26,9 +26,8 @@ from tqdm.auto import tqdm
 from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
 from shared.engine.circuit import Circuit
-from shared.engine.graph import Graph
-from shared.engine.metrics import Metric, resolve
-from shared.engine.patching import _EdgeIndex, _run_edges, check_edge_support, score_edge_masks
+from shared.engine.metrics import Metric
+from shared.engine.patching import _run_edges, edge_setup, score_edge_masks
 from shared.engine.runs import Values, record
 from shared.errors import ParameterError
 
@@ -57,11 +56,7 @@ def edge_pruning(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" 
     (``scores``: each edge's learned logit, ``info``: the training settings and final loss)."""
     if l0 < 0 or steps < 1 or lr <= 0:
         raise ParameterError(f"Edge pruning needs l0 >= 0, steps >= 1 and lr > 0 (got {l0}, {steps}, {lr}).")
-    metric = resolve(metric)
-    check_edge_support(bridge)
-    batch.check_model(bridge)
-    graph = Graph.of(bridge)
-    t = _EdgeIndex.of(graph)
+    metric, graph, t = edge_setup(bridge, batch, metric)
     values = ablation_values(bridge, batch, ablation) if values is None else values
     base = record(bridge, batch.clean)
     E = len(graph.edges)

@@ -19,7 +19,7 @@ from shared.engine.ablation import ablation_values, mask_rows, node_mask, one_at
 from shared.engine.runs import Activations, Values, final_residual, norm_module, record, stacked_weights
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
-from shared.engine.graph import Graph, parse_node, split_edge
+from shared.engine.graph import Graph, parse_node
 from shared.engine.metrics import Metric, resolve
 
 
@@ -90,6 +90,16 @@ class _EdgeIndex:
         return masks[:, safe] & (self.table >= 0)
 
 
+def edge_setup(bridge: Any, batch: PromptBatch, metric: "Metric | str | None") -> tuple[Metric, Graph, _EdgeIndex]:
+    """What every edge method checks and builds first: the resolved metric, the model's graph and its
+    edge tables (stops with one sentence on a model or batch the edge methods cannot take)."""
+    metric = resolve(metric)
+    check_edge_support(bridge)
+    batch.check_model(bridge)
+    graph = Graph.of(bridge)
+    return metric, graph, _EdgeIndex.of(graph)
+
+
 def check_edge_support(bridge: Any) -> None:
     """Edge methods recompute q/k/v per query head, so grouped-query attention must be ungrouped first."""
     kv = getattr(bridge.cfg, "n_key_value_heads", None)
@@ -112,12 +122,8 @@ def score_edge_masks(bridge: Any, batch: PromptBatch, masks: torch.Tensor, value
                      max_rows: int = 2048, progress: bool = False, per_prompt: bool = False) -> torch.Tensor:
     """Metric of the run on ``base`` (default: clean prompts) with the edges of each mask row
     patched to ``values`` (True = patched); returns ``[n_candidates]`` (or ``[C, batch]``)."""
-    metric = resolve(metric)
-    check_edge_support(bridge)
-    graph = Graph.of(bridge)
+    metric, graph, idx_tables = edge_setup(bridge, batch, metric)
     masks = mask_rows(masks, len(graph.edges), "Edge")
-    batch.check_model(bridge)
-    idx_tables = _EdgeIndex.of(graph)
     base = record(bridge, batch.clean) if base is None else base
     n, pos = batch.clean.shape
     recv_layer = torch.tensor([idx_tables.receiver_layer(i) for i in range(len(idx_tables.receivers))])
@@ -267,4 +273,4 @@ def path_patching(bridge: Any, batch: PromptBatch, edges: Optional[Sequence[str]
     return {e: clean - float(s) for e, s in zip(edges, scores)}
 
 
-__all__ = ["activation_patching", "check_edge_support", "edge_mask", "path_patching", "score_circuit_edges", "score_edge_masks"]
+__all__ = ["activation_patching", "check_edge_support", "edge_mask", "edge_setup", "path_patching", "score_circuit_edges", "score_edge_masks"]

@@ -33,13 +33,18 @@ class PlantedModel:
     description: str
     make_batch: Any = field(repr=False, default=None)
 
-    def __post_init__(self) -> None:  # how shared.chapters.common.report_run names the model
-        self.bridge.book_model_name = self.description
-        self.bridge.book_model_description = f"hand-built model: {self.description}"
+    def __post_init__(self) -> None:
+        _name_hand_built(self.bridge, self.description)
 
     def batch(self, n: int, seed: int = 0) -> PromptBatch:
         """``n`` clean/corrupted prompt pairs for the planted task (seeded)."""
         return self.make_batch(n, seed)
+
+
+def _name_hand_built(bridge: Any, description: str) -> None:
+    """How :func:`shared.chapters.common.report_run` names a hand-built model."""
+    bridge.book_model_name = description
+    bridge.book_model_description = f"hand-built model: {description}"
 
 
 def _setter(bridge: Any):

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from shared.engine.batch import PromptBatch
-from shared.zoo.planted import _finish, _Layout, _noise_head, _setter
+from shared.zoo.planted import _finish, _Layout, _name_hand_built, _noise_head, _setter
 from shared.zoo.registry import boot_native
 
 N_YEARS = 100
@@ -61,9 +61,8 @@ class PlantedGT:
     description: str = "planted greater-than circuit"
     make_batch: Any = field(repr=False, default=None)
 
-    def __post_init__(self) -> None:  # how shared.chapters.common.report_run names the model
-        self.bridge.book_model_name = self.description
-        self.bridge.book_model_description = f"hand-built model: {self.description}"
+    def __post_init__(self) -> None:
+        _name_hand_built(self.bridge, self.description)
 
     def batch(self, n: int, seed: int = 0) -> PlantedGTBatch:
         """``n`` clean/"01" prompt pairs with ``YY`` drawn from 02..98 (seeded)."""

@@ -40,7 +40,7 @@ import torch
 from shared.analysis.ioi import IOIPositions
 from shared.engine.batch import PromptBatch
 from shared.errors import ParameterError
-from shared.zoo.planted import _finish, _Layout, _noise_head, _setter
+from shared.zoo.planted import _finish, _Layout, _name_hand_built, _noise_head, _setter
 from shared.zoo.registry import boot_native
 
 N_NAMES = 8
@@ -61,8 +61,7 @@ class PlantedIOI:
     make_batch: Any = field(repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self.bridge.book_model_name = self.description
-        self.bridge.book_model_description = f"hand-built model: {self.description}"
+        _name_hand_built(self.bridge, self.description)
 
     def batch(self, n: int, seed: int = 0) -> tuple[PromptBatch, IOIPositions]:
         """``n`` clean/ABC prompt pairs (half ABBA, half BABA) and their IO/S1/S2/END positions."""
