@@ -96,7 +96,9 @@ if trained:
 # - **IOI**: logit(indirect object) − logit(subject) at the end of eleven templates such as "While
 #   Mary and John were cleaning up the market, John quietly slipped a book to";
 # - **greater-than**: probability on end years above the start year minus probability on those at
-#   or below it, over the 100 two-digit tokens, in six templates;
+#   or below it, over the 100 two-digit tokens, in six templates; and its **gain** over the same
+#   difference read on the prompt whose start year ends in 01 (a model that only prefers late years
+#   has none);
 # - **induction**: the best head's prefix-matching score on repeated random tokens.
 #
 # The targets (the suite's design goals, fixed before training) are in the last column.
@@ -110,8 +112,8 @@ table["target"] = [f"> {v}" if k == "induction" else f">= {v}" for k, v in abili
 show_table(table, digits=2)
 
 # %%
-figures.bars(list(LABELS.values())[:3] + [LABELS["gt_prob_diff"], LABELS["induction"]],
-             {n: [s[k] for k in ("book_accuracy", "heldout_accuracy", "ioi_positive", "gt_prob_diff", "induction")]
+shown = ("book_accuracy", "heldout_accuracy", "ioi_positive", "gt_prob_diff", "gt_gain", "induction")
+figures.bars([LABELS[k] for k in shown], {n: [s[k] for k in shown]
               for n, s in summaries.items()},
              ylabel="score (targets: table above)", title="Abilities per model, held-out forms only",
              horizontal=True, name="abilities")
@@ -123,7 +125,8 @@ say(f"`{largest}` meets {sum(met.values())} of {len(met)} targets"
     + (f"; it misses {', '.join(LABELS[k] for k, ok in met.items() if not ok)}." if not all(met.values()) else ".")
     + " Across the suite: " + "; ".join(
         f"`{n}` sequences {s['heldout_accuracy']:.0%} on held-out forms, IOI {s['ioi_positive']:.0%} of prompts "
-        f"right (mean {s['ioi_mean']:.2f} nats), greater-than {s['gt_prob_diff']:.2f}, induction {s['induction']:.2f} "
+        f"right (mean {s['ioi_mean']:.2f} nats), greater-than {s['gt_prob_diff']:.2f} (gain over the \"01\" "
+        f"control {s['gt_gain']:+.2f}), induction {s['induction']:.2f} "
         f"({s['induction_head']})" for n, s in summaries.items()) + ".")
 
 # %% [markdown]
@@ -140,6 +143,7 @@ show_table(forms.rename(columns={"held_out": "held out"}),
 ioi = summaries[largest]["ioi_by_template"].set_axis(["mean logit diff.", "share IO > S"], axis=1)
 show_table(ioi, percent=["share IO > S"])
 show_table(summaries[largest]["gt_by_template"].rename(columns={"prob_diff": "prob. difference",
+                                                                "control": "\"01\" control", "gain": "gain",
                                                                 "mass": "mass on two-digit tokens"}), digits=3)
 
 # %%
@@ -149,7 +153,8 @@ say(f"For `{largest}` the weakest held-out sequence form is *{worst_form}* "
     f"({ioi['mean logit diff.'].idxmin()}) to {ioi['mean logit diff.'].max():.2f} nats "
     f"({ioi['mean logit diff.'].idxmax()}); greater-than templates from "
     f"{summaries[largest]['gt_by_template'].prob_diff.min():.2f} to "
-    f"{summaries[largest]['gt_by_template'].prob_diff.max():.2f}.")
+    f"{summaries[largest]['gt_by_template'].prob_diff.max():.2f} (gains over the \"01\" control from "
+    f"{summaries[largest]['gt_by_template'].gain.min():+.2f} to {summaries[largest]['gt_by_template'].gain.max():+.2f}).")
 
 # %% [markdown]
 # ## What limits the suite

@@ -187,6 +187,71 @@ def tf32_run(bridge, batch, ig_steps: int, chunk: "int | None") -> dict[str, flo
     return out
 
 
+_VIEWS = {"view", "_unsafe_view", "reshape", "permute", "transpose", "t", "expand", "unsqueeze", "squeeze",
+          "select", "slice", "as_strided", "detach", "alias", "split", "unbind", "chunk", "narrow", "lift_fresh",
+          "_reshape_alias", "view_as", "expand_as", "contiguous", "diagonal", "unfold", "split_with_sizes"}
+
+
+def counted(fn, *args, **kw) -> tuple[int, int]:
+    """``fn``'s matrix-product FLOPs (torch's ``FlopCounterMode``: mm, bmm, einsum, linear; elementwise
+    work is not counted) and the number of operators it runs that are not views (on a GPU each is
+    about one kernel launch)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils.flop_counter import FlopCounterMode
+
+    class Ops(TorchDispatchMode):
+        n = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket.__name__ not in _VIEWS:
+                Ops.n += 1
+            return func(*args, **(kwargs or {}))
+
+    with FlopCounterMode(display=False) as flops, Ops():
+        fn(*args, **kw)
+    return flops.get_total_flops(), Ops.n
+
+
+def flop_floor(bridge, batch, ig_steps: int, chunk: "int | None", peak_ratio: float = 1.0) -> dict[str, float]:
+    """(f): where EAP's cost comes from, in units of one forward pass's matrix-product FLOPs (device-free,
+    so it can be measured on a CPU for any shape). Any exact EAP by backpropagation runs the corrupted
+    model, one forward and backward pass per gradient (one for EAP, ``ig_steps`` for EAP-IG), and the edge
+    products (2 x edges x prompts x positions x d_model FLOPs: every edge's score is a dot product over
+    prompts, positions and the residual width); the floor is their sum, and this implementation's own
+    count is printed beside it. ``peak_ratio`` (>= 1) is how much faster than the forward pass's matrix
+    products the edge products are assumed to run for the second floor (e.g. the card's peak rate over
+    the rate the forward pass reached). The same is done for the number of operators (where a GPU is
+    bound by kernel launches, its time follows them): the passes alone against the whole call."""
+    from shared.engine.ablation import ablation_values
+    from shared.engine.eap import _gradient_pass
+    from shared.engine.metrics import resolve
+    graph = Graph.of(bridge)
+    eap(bridge, batch, chunk=chunk)  # one-time probes (e.g. whether blocks can be called directly) not counted
+    with torch.no_grad():
+        fwd, fwd_ops = counted(bridge, batch.clean)
+        corrupt, corrupt_ops = counted(ablation_values, bridge, batch, "corrupt")
+        embed = bridge.forward(batch.clean, stop_at_layer=0)
+    grad, grad_ops = counted(_gradient_pass, bridge, batch, resolve(None), embed)
+    n, pos = batch.clean.shape
+    products = 2 * len(graph.edges) * n * pos * bridge.cfg.d_model
+    out = {"forward_gflop": fwd / 1e9, "forward_ops": fwd_ops}
+    for label, key, steps in (("EAP", "eap", 1), (f"EAP-IG ({ig_steps} steps)", "eap_ig", ig_steps)):
+        ours, ops = counted(eap, bridge, batch, ig_steps=0 if steps == 1 else steps, chunk=chunk)
+        passes = corrupt + steps * grad
+        floor, fast = (passes + products) / fwd, (passes + products / peak_ratio) / fwd
+        op_floor = (corrupt_ops + steps * grad_ops) / fwd_ops
+        print(f"(f) {label}: this implementation {ours / fwd:.2f} fwd of matrix-product FLOPs; floor {floor:.2f} fwd "
+              f"= corrupted run {corrupt / fwd:.2f} + {steps} x forward and backward {grad / fwd:.2f} + edge products "
+              f"{products / fwd:.2f}" + ("" if peak_ratio == 1.0 else
+                                        f"; {fast:.2f} fwd with the edge products {peak_ratio:.2f}x faster"))
+        print(f"(f) {label}: operators (not views) {ops / fwd_ops:.2f}x the forward pass's ({fwd_ops}); the corrupted "
+              f"run and the gradient passes alone {op_floor:.2f}x")
+        out.update({f"{key}_flop_ratio": ours / fwd, f"{key}_floor": floor, f"{key}_floor_fast": fast,
+                    f"{key}_op_ratio": ops / fwd_ops, f"{key}_op_floor": op_floor})
+    out.update(corrupt_flop_ratio=corrupt / fwd, gradient_pass_flop_ratio=grad / fwd, products_flop_ratio=products / fwd)
+    return out
+
+
 def compare_with(bridge, batch, ig_steps: int, chunk: "int | None", path: str) -> dict[str, float]:
     """(c): the same EAP / EAP-IG calls with another implementation of ``eap`` (a file, e.g. the
     version before a change), timed in this run; prints the ratio and the largest score difference."""
@@ -315,6 +380,9 @@ def run_arch(arch: str, args) -> dict[str, float]:
             out.update(knockouts(bridge, batch, graph, args.seed_sample))
         if args.profile:
             profile_eap(bridge, batch, chunk)
+        if args.flops:
+            out.update(flop_floor(bridge, batch, args.ig_steps, chunk, args.peak_ratio))
+            continue
         out.update(edge_methods(bridge, batch, args.ig_steps, chunk))
         if args.tf32 and args.device != "cpu":
             out.update(tf32_run(bridge, batch, args.ig_steps, chunk))
@@ -353,6 +421,10 @@ def main(argv: "list[str] | None" = None) -> dict[str, float]:
                     help="another implementation of eap (a .py file) to time and compare in the same run")
     ap.add_argument("--tf32", action="store_true", help="also time with TF32 matrix products (GPU)")
     ap.add_argument("--profile", action="store_true", help="profile one EAP call first (torch.profiler)")
+    ap.add_argument("--flops", action="store_true",
+                    help="count matrix-product FLOPs instead of timing (f): EAP's floor in forward passes")
+    ap.add_argument("--peak-ratio", type=float, default=1.0, metavar="X",
+                    help="with --flops, also the floor with the edge products X times faster than the forward pass's")
     ap.add_argument("--peer", type=int, default=0, metavar="N",
                     help="time TransformerLens 4's attribution_patch (edges) on N prompts against eap")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")

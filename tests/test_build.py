@@ -227,6 +227,31 @@ def test_build_key_follows_the_import_graph(tmp_path):
     assert all(final[n] != after[n] for n in chapters)
 
 
+
+def test_a_closing_page_is_re_keyed_when_a_chapter_it_reads_changes_its_parameters(tmp_path):
+    """training_findings reads its siblings' registered parameters: editing training_performance's
+    ``local`` parameters in the registry re-keys the closing page too (and no other chapter), even though
+    the page's own parameters did not change; a chapter that is not in its ``reads:`` cannot be read."""
+    _copy_sources(tmp_path)
+    layout = Layout.at(tmp_path)
+    registry = tmp_path / "notebooks" / "chapters.yml"
+
+    def current() -> dict[str, str]:
+        chapters = load_registry(layout.registry, tmp_path)
+        return {name: keys.build_key(keys.key_parts(ch, ch.parameters("local"), layout))
+                for name, ch in chapters.items() if name != "training_performance"}
+
+    assert "training_performance" in load_registry(layout.registry, tmp_path)["training_findings"].reads
+    before = current()
+    text = registry.read_text()
+    assert "min_gt_gain: 0.05," in text
+    registry.write_text(text.replace("min_gt_gain: 0.05,", "min_gt_gain: 0.06,", 1))
+    after = current()
+    assert {n for n in after if after[n] != before[n]} == {"training_findings"}
+    registry.write_text(text.replace("reads: [training_performance,", "reads: [no_such_chapter,", 1))
+    with pytest.raises(ParameterError, match="reads unknown chapters"):
+        load_registry(layout.registry, tmp_path)
+
 def test_key_parts_name_models_and_packages():
     chapter = load_registry()["seq_knockouts"]
     params = chapter.parameters("local")

@@ -185,3 +185,29 @@ def test_pythia_counterpart_offline_fails_with_one_sentence(monkeypatch):
         load_model("pythia-160m", step=10 ** 6)
     with pytest.raises(ParameterError, match="revision='stepN'"):
         load_model("gpt2-small", step=3)
+
+
+def test_greater_than_control_is_the_same_threshold_read_on_the_01_prompt():
+    """``greater_than_scores``' control: each prompt run again with its start year ending in 01, scored with
+    the original ``YY`` threshold; the gain is the clean difference minus it (one prompt at a time here)."""
+    from shared.tasks.abilities import ability_summary, greater_than_scores
+    from shared.tasks.greater_than import corrupt_gt, prob_diff_from_logits, two_digit_ids
+    from shared.tasks.tokens import tokenize
+    model = load_model("suite-s-s0")
+    template = next(iter(heldout.GT_TEMPLATES))
+    scores = greater_than_scores(model, templates=[template], n_prompts=3, seed=7)
+    items = gt_items(template, 3, 7)
+    assert scores["yy"].tolist() == [it.yy for it in items]
+    digits = two_digit_ids(model)
+    for i, (item, twin) in enumerate(zip(items, corrupt_gt(items))):
+        assert twin.text != item.text and twin.text.replace(f"{twin.century}01", "") == item.text.replace(
+            f"{item.century}{item.yy:02d}", "")
+        with torch.no_grad():
+            logits = torch.cat([model(torch.tensor([tokenize(model, t.text)[0]]))[:, -1] for t in (item, twin)])
+        clean, control = prob_diff_from_logits(logits.float(), torch.tensor([item.yy, item.yy]), digits).tolist()
+        assert scores["prob_diff"][i] == pytest.approx(clean, abs=1e-5)
+        assert scores["control"][i] == pytest.approx(control, abs=1e-5)
+        assert scores["gain"][i] == pytest.approx(clean - control, abs=1e-5)
+    summary = ability_summary(model, n_prompts=2)
+    assert summary["gt_gain"] == pytest.approx(summary["gt_prob_diff"] - summary["gt_by_template"]["control"].mean(),
+                                               abs=1e-9)

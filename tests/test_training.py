@@ -143,6 +143,9 @@ def test_cached_checkpoint_results_equal_a_fresh_computation():
     assert other["loss"] != pytest.approx(perf["loss"])
     series = tr.performance_series(["suite-s-s0"], 2, progress=False, **perf_params)
     assert series["step"].tolist() == [0, 1600] and series["tokens"].tolist() == [0, 1600 * 32 * 128]
+    assert series["gt_gain"].tolist() == pytest.approx((series["gt_prob_diff"] - series["gt_control"]).tolist(),
+                                                       abs=1e-9)  # one set of prompts
+    assert list(tr.METRICS).index("gt_gain") == list(tr.METRICS).index("gt_prob_diff") + 1
 
 
 @pytest.fixture

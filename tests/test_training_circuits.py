@@ -9,6 +9,7 @@ import pytest
 
 from shared.chapters import training_circuits as tc
 from shared.chapters import training_findings as tf
+from shared.errors import ParameterError
 from shared.tasks.greater_than import greater_than_metric
 from shared.zoo.planted_gt import planted_gt_model
 from shared.zoo.registry import load_model
@@ -84,6 +85,8 @@ def test_findings_read_the_training_chapters_registered_parameters():
     assert smoke["model_names"] == ["suite-s-s0"] and smoke["late_steps"] == 0 and smoke["n_prompts"] == 8
     assert local["model_names"][-1] == "suite-l-s0" and smoke["threshold"] == local["threshold"]
     assert tf.sibling_parameters("training_performance", "paper")["model_names"][0] == "pythia-70m"
+    with pytest.raises(ParameterError, match="reads: of training_findings"):  # not in its build key: refused
+        tf.sibling_parameters("model_suite", "local")
 
 
 def test_consecutive_overlap_and_role_moves():

@@ -2,7 +2,8 @@
 of these parts changes:
 
 * ``notebook`` — the chapter's ``.py`` source;
-* ``parameters`` — the parameters it runs with;
+* ``parameters`` — the parameters it runs with, and the registered parameters of the chapters it
+  ``reads:`` (a closing page that reads its siblings' results with their parameters);
 * ``code`` — the ``shared`` modules its notebook imports, followed transitively
   (:mod:`shared.sources`; comments and layout do not count);
 * ``models`` — the checkpoint files of the local zoo models its parameters name (``model_name``,
@@ -27,7 +28,7 @@ import yaml
 
 from shared.build.layout import Layout
 from shared.build.runs import chapter_runs, registry_runs
-from shared.chapters.registry import ChapterEntry
+from shared.chapters.registry import ChapterEntry, load_registry
 from shared.sources import file_closure, source_digest
 from shared.zoo.registry import local_model_dir, local_models
 
@@ -103,6 +104,12 @@ def config_digest(config: Path) -> str:
     return _json_sha({key: settings.get(key) for key in EXECUTION_SETTINGS})
 
 
+def _read_parameters(chapter: ChapterEntry, layout: Layout) -> dict[str, Any]:
+    """The registered parameters (every profile and the smoke set) of the chapters ``chapter`` reads."""
+    registry = load_registry(layout.registry, layout.root)
+    return {name: {"params": registry[name].params, "smoke": registry[name].smoke} for name in chapter.reads}
+
+
 def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> dict[str, str]:
     """The hash of each part of ``chapter``'s build key (see the module docstring). Models are looked
     up in the parameters the notebook actually runs with: its defaults with ``params`` over them."""
@@ -110,7 +117,7 @@ def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> 
     effective = {**chapter.declared, **params}
     return {
         "notebook": _sha(chapter.notebook.read_bytes()),
-        "parameters": _json_sha(params),
+        "parameters": _json_sha(params if not chapter.reads else {**params, "reads": _read_parameters(chapter, layout)}),
         "code": source_digest(modules, layout.root),
         "models": _json_sha({name: model_digest(name) for name in model_names(effective)}),
         "config": config_digest(layout.config),

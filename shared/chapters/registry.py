@@ -50,6 +50,7 @@ class ChapterEntry:
     types: dict[str, dict[str, Any]] = field(default_factory=dict)
     title: str = ""
     table: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reads: tuple[str, ...] = ()  # chapters whose registered parameters this one reads (part of its build key)
 
     @property
     def declared(self) -> dict[str, Any]:
@@ -125,7 +126,11 @@ def load_registry(path: Optional[Path] = None, root: Path = REPO_ROOT) -> dict[s
             _check_spec(name, spec)
         out[entry["name"]] = ChapterEntry(entry["name"], root / entry["notebook"], entry.get("part", ""),
                                           entry.get("params", {}), entry.get("smoke", {}), own,
-                                          entry.get("title", ""), table)
+                                          entry.get("title", ""), table, tuple(entry.get("reads") or ()))
+    for entry in out.values():
+        unknown = [name for name in entry.reads if name not in out]
+        if unknown:
+            raise ParameterError(f"Chapter {entry.name!r} reads unknown chapters {unknown} (its reads: list).")
     return out
 
 

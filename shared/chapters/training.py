@@ -50,6 +50,7 @@ METRICS: dict[str, str] = {           # column -> axis label
     "ioi_logit_diff": "IOI logit difference IO − S (nats)",
     "ioi_accuracy": "IOI accuracy (share IO > S)",
     "gt_prob_diff": "greater-than probability difference",
+    "gt_gain": 'greater-than gain over the "01" control',
     "seq_accuracy": "sequence accuracy (held-out forms)",
     "icl_score": "ICL score (loss late − early, nats)",
     "induction": "best induction (prefix-matching) score",
@@ -146,7 +147,8 @@ def performance(model: Any, n_prompts: int, n_windows: int, early_pos: int, late
     best, head = induction_score(model, seed=seed)
     position_loss = loss_by_position(model, icl_windows(model, n_windows, seed))
     return dict(ioi_logit_diff=float(ioi.logit_diff.mean()), ioi_accuracy=float((ioi.logit_diff > 0).mean()),
-                gt_prob_diff=float(gt.prob_diff.mean()), seq_accuracy=float(seq.accuracy.mean()),
+                gt_prob_diff=float(gt.prob_diff.mean()), gt_gain=float(gt.gain.mean()),
+                gt_control=float(gt.control.mean()), seq_accuracy=float(seq.accuracy.mean()),
                 icl_score=icl_score(position_loss, early_pos, late_pos), induction=best, induction_head=head,
                 loss=float(position_loss.mean()))
 

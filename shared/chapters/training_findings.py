@@ -17,9 +17,8 @@ from shared.errors import ParameterError
 
 SERIES_KEYS = ("model_names", "max_checkpoints")
 # training_performance's criterion parameter for each ability (as its notebook applies them)
-CRITERIA = {"ioi_logit_diff": "min_ioi_logit_diff", "gt_prob_diff": "min_gt_prob_diff",
+CRITERIA = {"ioi_logit_diff": "min_ioi_logit_diff", "gt_prob_diff": "min_gt_prob_diff", "gt_gain": "min_gt_gain",
             "seq_accuracy": "min_seq_accuracy", "icl_score": "max_icl_score", "induction": "min_induction"}
-CHAPTERS = ("training_performance", "training_components", "training_circuits", "training_consistency")
 
 
 def sibling_parameters(name: str, profile: str) -> dict[str, Any]:
@@ -28,6 +27,10 @@ def sibling_parameters(name: str, profile: str) -> dict[str, Any]:
     entry = chapter_entry(name)
     if entry is None:
         raise ParameterError(f"Chapter {name!r} is not registered in notebooks/chapters.yml.")
+    own = chapter_entry("training_findings")
+    if own is not None and name not in own.reads:  # else a change of its parameters would not rebuild this page
+        raise ParameterError(f"training_findings reads {name!r}: list it under the reads: of training_findings "
+                             f"in notebooks/chapters.yml.")
     if profile == "smoke":
         return entry.parameters("local", entry.smoke)
     return entry.parameters(profile)
@@ -81,5 +84,5 @@ def consecutive_overlap(series: pd.DataFrame, task: str) -> Optional[tuple[float
     return (float(prev.min()), float(prev.max())) if len(prev) else None
 
 
-__all__ = ["CHAPTERS", "CRITERIA", "SERIES_KEYS", "circuits", "components", "consecutive_overlap", "consistency",
+__all__ = ["CRITERIA", "SERIES_KEYS", "circuits", "components", "consecutive_overlap", "consistency",
            "emergence_tables", "performance", "role_moves", "sibling_parameters"]

@@ -5,7 +5,9 @@
   ``held_out``; :func:`form_table` pivots it into one row per form (the table of ``sequence_data``).
 * :func:`ioi_scores` — logit(indirect object) − logit(subject) per IOI prompt.
 * :func:`greater_than_scores` — probability difference per prompt: the mass on the two-digit
-  tokens above the start year's ``YY`` minus the mass on those at or below it (full softmax).
+  tokens above the start year's ``YY`` minus the mass on those at or below it (full softmax); the
+  same difference on the prompt's "01" twin (the **control**: a model that ignores ``YY`` scores
+  the same on both) and the **gain** (clean minus control), the part that depends on the start year.
 * :func:`induction_score` — the best prefix-matching (induction) score of any head on repeated
   random tokens.
 * :func:`ability_summary` — all of them reduced to the numbers the suite is judged by, with the
@@ -21,7 +23,7 @@ import torch
 from shared.analysis.heads import prefix_matching_scores, top_heads
 from shared.errors import ParameterError
 from shared.tasks import heldout
-from shared.tasks.greater_than import gt_items, prob_diff_from_logits, two_digit_ids
+from shared.tasks.greater_than import corrupt_gt, gt_items, prob_diff_from_logits, two_digit_ids
 from shared.tasks.ioi import check_names, ioi_items
 from shared.tasks.repeated import repeated_tokens_for
 from shared.tasks.sequences import generate, get_task
@@ -94,13 +96,18 @@ def ioi_scores(model: Any, templates: Optional[Sequence[str]] = None, n_prompts:
 def greater_than_scores(model: Any, templates: Optional[Sequence[str]] = None, n_prompts: int = 40,
                         seed: int = EVAL_SEED) -> pd.DataFrame:
     """Per prompt: ``template``, ``yy``, ``prob_diff`` = p(YY' > YY) − p(YY' <= YY) over the 100
-    two-digit tokens, and ``mass`` = their total probability."""
+    two-digit tokens, ``mass`` = their total probability, ``control`` = the same difference (same
+    ``YY`` threshold) on the prompt with the start year's last digits replaced by 01, and ``gain`` =
+    ``prob_diff`` − ``control``."""
     digits = two_digit_ids(model)
     prompts = [p for t in (templates or heldout.GT_TEMPLATES) for p in gt_items(t, n_prompts, seed)]
-    logits = _last_logits(model, [p.text for p in prompts])
-    diff = prob_diff_from_logits(logits, torch.tensor([p.yy for p in prompts]), digits)
-    mass = logits.softmax(-1)[:, digits].sum(-1)
-    return pd.DataFrame([dict(template=p.template, yy=p.yy, prob_diff=float(diff[i]), mass=float(mass[i]))
+    n = len(prompts)
+    logits = _last_logits(model, [p.text for p in prompts] + [p.text for p in corrupt_gt(prompts)])
+    yy = torch.tensor([p.yy for p in prompts])
+    diff = prob_diff_from_logits(logits, torch.cat([yy, yy]), digits)
+    mass = logits[:n].softmax(-1)[:, digits].sum(-1)
+    return pd.DataFrame([dict(template=p.template, yy=p.yy, prob_diff=float(diff[i]), mass=float(mass[i]),
+                              control=float(diff[n + i]), gain=float(diff[i] - diff[n + i]))
                          for i, p in enumerate(prompts)])
 
 
@@ -150,9 +157,9 @@ def ability_summary(model: Any, n_prompts: int = 40, seed: int = EVAL_SEED) -> d
         book_accuracy=float(forms.loc[list(heldout.BOOK_TEMPLATES), "mean"].mean()),
         heldout_accuracy=float(held["mean"].mean()),
         ioi_positive=float((ioi.logit_diff > 0).mean()), ioi_mean=float(ioi.logit_diff.mean()),
-        gt_prob_diff=float(gt.prob_diff.mean()), induction=best, induction_head=head,
+        gt_prob_diff=float(gt.prob_diff.mean()), gt_gain=float(gt.gain.mean()), induction=best, induction_head=head,
         forms=forms, ioi_by_template=ioi.groupby("template").logit_diff.agg(["mean", lambda x: (x > 0).mean()]),
-        gt_by_template=gt.groupby("template")[["prob_diff", "mass"]].mean(),
+        gt_by_template=gt.groupby("template")[["prob_diff", "control", "gain", "mass"]].mean(),
     )
 
 

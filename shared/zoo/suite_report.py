@@ -26,6 +26,7 @@ LABELS = {"book_accuracy": "sequences, book templates (top-1)",
           "ioi_positive": "IOI, share of prompts with logit diff > 0",
           "ioi_mean": "IOI, mean logit diff IO - S (nats)",
           "gt_prob_diff": "greater-than, mean probability difference",
+          "gt_gain": "greater-than, mean gain over the \"01\" control",
           "induction": "induction, best head's score"}
 
 
@@ -51,8 +52,9 @@ def model_report(name: str, step: Optional[int] = None, n_prompts: int = 40) -> 
         value = summary[key]
         extra = f" ({summary['induction_head']})" if key == "induction" else ""
         relation = ">" if key == "induction" else ">="
-        lines.append(f"   {label:<45} {value:7.3f}{extra:<8} target {relation} {TARGETS[key]:<5} "
-                     f"{'met' if passed[key] else 'NOT met'}")
+        judged = (f"target {relation} {TARGETS[key]:<5} {'met' if passed[key] else 'NOT met'}" if key in TARGETS
+                  else "(no target)")
+        lines.append(f"   {label:<45} {value:7.3f}{extra:<8} {judged}")
     forms = summary["forms"].copy()
     forms.insert(0, "kind", ["book template" if f in BOOK_TEMPLATES else "held-out form" for f in forms.index])
     lines += ["", "   Sequence accuracy per surface form (held_out: never in the training text):",
