@@ -8,6 +8,8 @@ other seeds thin lines of the same colour.
 """
 from __future__ import annotations
 
+import textwrap
+
 from typing import Any, Mapping, Optional
 
 import matplotlib.pyplot as plt
@@ -53,7 +55,7 @@ def ability_curves(series: pd.DataFrame, metrics: Mapping[str, str], title: str 
         if reference and column in reference:
             ax.axhline(reference[column], color="grey", ls="--", lw=1)
         _token_axis(ax, series["tokens"].to_numpy())
-        ax.set_ylabel(label)
+        ax.set_ylabel(textwrap.fill(label, 30))  # two lines rather than into the title or the next panel
         ax.grid(alpha=0.3)
     handles = [Line2D([], [], color=c, lw=1.8, marker="o", ms=3, label=f"size {s}") for s, c in colours.items()]
     if (series.groupby("size")["seed"].nunique() > 1).any():
@@ -90,15 +92,15 @@ def emergence_chart(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, str
             ax.plot(r["tokens"], y + 0.12 * (k - (len(have) - 1) / 2), "o", ms=7, color=colours[r["size"]],
                     mfc=colours[r["size"]] if first else "white")
     _token_axis(ax, np.append(present["tokens"].dropna().to_numpy(dtype=float), 0.0))
-    ax.set_yticks(range(len(rows)), [labels[m] for m in rows])
+    ax.set_yticks(range(len(rows)), [textwrap.fill(labels[m], 30) for m in rows])
     ax.set_ylim(len(rows) - 0.5, -0.5)
     ax.grid(alpha=0.3, axis="x")
     handles = [Line2D([], [], color=c, marker="o", ls="", ms=7, label=f"size {s}") for s, c in colours.items()]
     handles.append(Line2D([], [], color="black", marker="o", mfc="white", ls="", ms=7, label="other seed"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.32), ncol=len(handles), frameon=False)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.6 / fig.get_figheight(), 1, 1))  # room for the legend row at the bottom
     return finish(fig, name, vector=True, tight=False)
 
 
