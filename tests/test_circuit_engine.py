@@ -274,7 +274,7 @@ def test_edge_patching_on_rotary_rmsnorm_gated_model():
 def test_closed_form_norm_backward_matches_autograd():
     from transformer_lens.model_bridge.sources.native.model import NativeRMSNorm
 
-    from shared.engine.eap import _norm_backward
+    from shared.engine.eap_gradients import norm_backward
 
     torch.manual_seed(0)
     for norm in (torch.nn.LayerNorm(16), NativeRMSNorm(16)):
@@ -283,7 +283,7 @@ def test_closed_form_norm_backward_matches_autograd():
         x, g = torch.randn(2, 3, 16), torch.randn(2, 3, 5, 16)
         _, vjp = torch.func.vjp(norm, x)
         expect = torch.stack([vjp(g[:, :, k])[0] for k in range(5)], 2)
-        assert torch.allclose(_norm_backward(norm, x, g), expect, atol=1e-5)
+        assert torch.allclose(norm_backward(norm, x, g), expect, atol=1e-5)
 
 
 def _mixed_values(clean, corrupt, eps):
@@ -333,7 +333,7 @@ def test_closed_form_head_input_grads_match_autograd():
     """The folded LayerNorm/RMSNorm backward of the per-head q/k/v input gradients equals autograd's."""
     from transformer_lens.model_bridge.sources.native.model import NativeRMSNorm
 
-    from shared.engine.eap import _head_input_grads, _LayerInputs
+    from shared.engine.eap_gradients import LayerInputs, head_input_grads
 
     torch.manual_seed(0)
     H, d, dh, n, pos = 3, 16, 4, 2, 5
@@ -344,10 +344,10 @@ def test_closed_form_head_input_grads_match_autograd():
             norm.weight.normal_()
         x, grads = torch.randn(n, pos, d), [torch.randn(n, pos, H, dh) for _ in range(3)]
         kind = "layer" if isinstance(norm, torch.nn.LayerNorm) else "rms"
-        folded = _LayerInputs(norm, kind, (Wt * norm.weight.detach()).contiguous(),
+        folded = LayerInputs(norm, kind, (Wt * norm.weight.detach()).contiguous(),
                               (Wt * norm.weight.detach()).mean(-1, keepdim=True) if kind == "layer" else None)
-        generic = _LayerInputs(norm, "other", Wt, None)
-        assert torch.allclose(_head_input_grads(folded, x, grads), _head_input_grads(generic, x, grads), atol=1e-5)
+        generic = LayerInputs(norm, "other", Wt, None)
+        assert torch.allclose(head_input_grads(folded, x, grads), head_input_grads(generic, x, grads), atol=1e-5)
 
 
 def test_grouped_query_attention_node_methods_and_ungrouped_edge_methods(tmp_path, tiny_tokenizer):

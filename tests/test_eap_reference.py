@@ -59,14 +59,40 @@ def test_parameters_keep_requiring_grad_and_chunk_is_checked(cases):
 def test_bfloat16_scores_rank_edges_like_float32(cases):
     name, bridge, batch = cases[0]
     ref = eap_ig(bridge, batch, steps=3)
+    weights = {k: v.clone() for k, v in bridge.state_dict().items()}  # bfloat16 and back would round them
     low = bridge.to(torch.bfloat16)
     try:
         got = eap_ig(low, batch, steps=3, chunk=3)
     finally:
-        bridge.to(torch.float32)
+        bridge.to(torch.float32).load_state_dict(weights)
     keys = sorted(ref)
     a = torch.tensor([ref[k] for k in keys])
     b = torch.tensor([got[k] for k in keys])
     rank = lambda x: x.argsort().argsort().double()
     spearman = torch.corrcoef(torch.stack([rank(a), rank(b)]))[0, 1]
     assert spearman >= 0.99, float(spearman)
+
+
+def test_layers_batched_in_groups_give_the_same_scores_and_groups_follow_kind_and_budget(cases, reference, monkeypatch):
+    """The per-step work on the heads' gradients runs in groups of consecutive layers (fewer operators);
+    one layer a group (a budget of one byte) gives the saved scores too. Groups break where the norm kind
+    or epsilon changes, at a layer that is not deferred, and where the float32 gradients pass the budget."""
+    from shared.engine.eap_gradients import LayerInputs, SummedGradients
+    whole = SummedGradients.groups
+    seen = []
+
+    def one_layer_each(self, k, budget=1):
+        seen.append(whole(self, k, budget))
+        return seen[-1]
+    monkeypatch.setattr(SummedGradients, "groups", one_layer_each)
+    for name, bridge, batch in cases:
+        assert _max_rel(eap_ig(bridge, batch, steps=3), reference[name]["eap_ig_3"]) <= 1e-5, name
+    assert seen and all(len(g) == 1 for groups in seen for g in groups)
+    monkeypatch.undo()
+    Wt = torch.zeros(6, 4, 16)  # 3 x 2 heads of d_head 4, d_model 16: 6 * 4 * 4 bytes a position
+    ln, ln_eps, other = torch.nn.LayerNorm(16), torch.nn.LayerNorm(16, eps=1e-3), torch.nn.Tanh()
+    layers = [LayerInputs(ln, "layer", Wt, None), LayerInputs(ln, "layer", Wt, None),
+              LayerInputs(ln_eps, "layer", Wt, None), LayerInputs(other, "other", Wt, None),
+              LayerInputs(ln, "layer", Wt, None), LayerInputs(ln, "layer", Wt, None), LayerInputs(ln, "layer", Wt, None)]
+    assert SummedGradients(layers).groups(k=10) == [[0, 1], [2], [4, 5, 6]]
+    assert SummedGradients(layers).groups(k=10, budget=2 * 96 * 10) == [[0, 1], [2], [4, 5], [6]]

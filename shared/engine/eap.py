@@ -8,16 +8,14 @@ change times the gradient of the metric with respect to the receiver's input,
 which is the estimated *drop* of the metric when the edge is patched (same sign as
 :func:`shared.engine.patching.path_patching`). Gradients for every receiver come from one backward pass:
 head inputs are recovered per head and per q/k/v from the gradients at ``hook_q/k/v`` through the
-head's projection and the block's ``ln1`` (closed form for LayerNorm/RMSNorm, folded into one batched
-product per layer; autograd for other norms). All scores into one layer are one matrix product of
-the senders' output differences with those gradients. EAP-IG averages the gradients over ``steps``
+head's projection and the block's ``ln1`` (:mod:`shared.engine.eap_gradients`). All scores into one
+layer are one matrix product of the senders' output differences with those gradients. EAP-IG averages the gradients over ``steps``
 runs whose embeddings move from the corrupted (or mean) input to the clean one.
 Cost on GPT-2 small: about 3 forward passes for EAP, corrupted run included (``book/methods_benchmark.md``).
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Optional
 
 import torch
@@ -29,90 +27,8 @@ from shared.engine.graph import EdgeScores, Graph
 from shared.errors import ParameterError
 from shared.engine.metrics import Metric
 from shared.engine.patching import _EdgeIndex, edge_setup
-from shared.engine.runs import Values, _record_hooks, final_residual, norm_kind, norm_module, norm_stats, stacked_weights
-
-
-def _norm_backward(norm: Any, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
-    """Vector-Jacobian product of a normalisation at ``x`` [n, pos, d] for many cotangents
-    ``grad`` [n, pos, k, d]: closed forms for LayerNorm, RMSNorm and none, autograd otherwise."""
-    kind = norm_kind(norm)
-    if kind in ("layer", "rms"):
-        weight, xh, inv_sigma = norm_stats(norm, x, kind)
-        # dx = (wg - mean(wg) - xh * mean(wg * xh)) / sigma (LayerNorm); RMSNorm drops the mean term
-        wg = grad.detach() * weight if weight is not None else grad.detach().clone()
-        if kind == "layer":
-            wg.sub_(wg.mean(-1, keepdim=True))
-        b = torch.einsum("nphd,npd->nph", wg, xh) / x.shape[-1]
-        wg.sub_(xh.unsqueeze(2) * b.unsqueeze(-1))
-        return wg.mul_(inv_sigma.unsqueeze(2))
-    if kind == "none":
-        return grad
-    _, vjp = torch.func.vjp(norm, x)
-    return torch.func.vmap(lambda c: vjp(c)[0], in_dims=2, out_dims=2)(grad)
-
-
-@dataclass
-class _LayerInputs:
-    """What turns the gradients at a layer's ``hook_q/k/v`` into gradients at each head's input."""
-
-    norm: Any
-    kind: str
-    Wt: torch.Tensor  # [3 * heads (h-major), d_head, d], the norm's weight folded in for LayerNorm/RMSNorm
-    W_mean: Optional[torch.Tensor]  # [3 * heads, d_head, 1]: mean of Wt over d (LayerNorm only)
-    offset: Optional[torch.Tensor] = None  # [3 * heads, d_head]: q/k/v at xh = 0 (norm bias through W, plus b)
-
-
-def _layer_inputs(bridge: Any, W: torch.Tensor, b: Optional[torch.Tensor] = None) -> list[_LayerInputs]:
-    """Per layer, the q/k/v projections ``W`` [3, layers, heads, d, d_head] (biases ``b`` [3, layers,
-    heads, d_head]) laid out for :func:`_head_input_grads`."""
-    out = []
-    _, L, H, d, dh = W.shape
-    for l in range(L):
-        norm = norm_module(bridge.blocks[l], "ln1")
-        kind = norm_kind(norm)
-        Wt = W[:, l].detach().permute(1, 0, 3, 2).reshape(3 * H, dh, d)
-        weight = getattr(norm, "weight", None) if kind in ("layer", "rms") else None
-        if isinstance(weight, torch.Tensor):
-            Wt = Wt * weight.detach()
-        Wt = Wt.contiguous()
-        offset = None
-        if b is not None and kind in ("layer", "rms"):
-            offset = b[:, l].detach().permute(1, 0, 2).reshape(3 * H, dh)
-            beta = getattr(norm, "bias", None)
-            if isinstance(beta, torch.Tensor):
-                offset = offset + torch.einsum("d,phdk->hpk", beta.detach(), W[:, l].detach()).reshape(3 * H, dh)
-        out.append(_LayerInputs(norm, kind, Wt, Wt.mean(-1, keepdim=True) if kind == "layer" else None, offset))
-    return out
-
-
-def _head_input_grads(layer: _LayerInputs, x: torch.Tensor, grads: list[torch.Tensor],
-                      out: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """dM/d(input of each head's q, k and v) [3 * heads (h-major), n * pos * d] from the gradients at
-    ``hook_q/k/v`` (each [n, pos, heads, d_head]) and the block's input ``x`` [n, pos, d]; ``out``
-    is an optional buffer of that size, reused across layers.
-
-    For LayerNorm/RMSNorm the Jacobian is folded in: 1/sigma scales the small d_head-sized gradients,
-    the weight is folded into the projection, and the mean and ``xh`` terms are rank-one corrections."""
-    n, pos, d = x.shape
-    R, dh = layer.Wt.shape[:2]
-    G = torch.empty(R // 3, 3, n, pos, dh, dtype=x.dtype, device=x.device)
-    for i, g in enumerate(grads):
-        G[:, i] = g.detach().permute(2, 0, 1, 3)
-    G = G.view(R, n * pos, dh)
-    if out is not None:
-        out = out.view(R, n * pos, d)
-    if layer.kind not in ("layer", "rms"):
-        U = torch.bmm(G, layer.Wt).view(R, n, pos, d).permute(1, 2, 0, 3)
-        return _norm_backward(layer.norm, x.detach(), U).permute(2, 0, 1, 3).reshape(R, -1)
-    _, xh, inv_sigma = norm_stats(layer.norm, x, layer.kind)
-    G = G * inv_sigma.reshape(1, n * pos, 1)
-    U = torch.bmm(G, layer.Wt, out=out)  # [3H, n*pos, d]: w * u / sigma
-    xh = xh.reshape(n * pos, d)
-    b = torch.einsum("rkd,kd->rk", U, xh) / d
-    U.addcmul_(b.unsqueeze(-1), xh, value=-1.0)
-    if layer.W_mean is not None:  # the mean term, computed on the d_head side: mean_d(W~ g) = g . mean_d(W~)
-        U.sub_(torch.bmm(G, layer.W_mean))
-    return U.view(R, -1)
+from shared.engine.eap_gradients import LayerInputs, SummedGradients, head_input_grads, layer_inputs
+from shared.engine.runs import Values, _record_hooks, final_residual, stacked_weights
 
 
 def _grab(keep: dict, key: Any):
@@ -221,93 +137,12 @@ def _columns(cols: list[int], device: Any) -> "slice | torch.Tensor":
     return torch.tensor(cols, device=device)
 
 
-class _Gradients:
-    """The gradients of one batch summed over the EAP-IG steps, kept small until the end.
-
-    For a LayerNorm/RMSNorm (or no norm) before the heads, the gradient at head input ``r`` and
-    step ``a`` is ``(G_a / sigma_a) W_r - b_a xh_a`` (minus ``(G_a / sigma_a) mean(W_r)`` for a
-    LayerNorm; see :func:`_head_input_grads`): linear in ``G_a / sigma_a`` [3H, n*pos, d_head] but for a
-    rank-one term per position. So the sum over steps needs only the sum of ``G_a / sigma_a``, and
-    each step's ``b_a`` [3H, n*pos] and ``xh_a`` [n*pos, d]: the large product with the senders'
-    output differences is done once, not once per step. Other norms keep one product per step."""
-
-    def __init__(self, layers: list[_LayerInputs]):
-        self.layers = layers
-        self.scaled: list[Optional[torch.Tensor]] = [None] * len(layers)  # sum over steps of G / sigma (float32)
-        self.b: list[list[torch.Tensor]] = [[] for _ in layers]
-        self.xh: list[list[torch.Tensor]] = [[] for _ in layers]
-        self.mlp: list[Optional[torch.Tensor]] = [None] * len(layers)
-        self.final: Optional[torch.Tensor] = None
-        self.reuse_qkv: Optional[bool] = None  # whether hook_q/k/v minus the offset equal W~ xh (checked once)
-
-    @staticmethod
-    def deferred(layer: _LayerInputs) -> bool:
-        return layer.kind in ("layer", "rms", "none")
-
-    @staticmethod
-    def _add(old: Optional[torch.Tensor], new: torch.Tensor) -> torch.Tensor:
-        new = new.float()
-        return new if old is None else old.add_(new)
-
-    def add(self, attn_g: list, mlp_g: list, final_g: torch.Tensor) -> None:
-        for l, layer in enumerate(self.layers):
-            if not self.deferred(layer):
-                continue
-            grads, x, qkv = attn_g[l]
-            n, pos, d = x.shape
-            R, dh = layer.Wt.shape[:2]
-            heads_first = lambda ts: torch.stack(ts, 1).permute(3, 1, 0, 2, 4).reshape(R, n * pos, dh)
-            G = heads_first(grads).float()
-            if layer.kind == "none":
-                self.scaled[l] = self._add(self.scaled[l], G)
-                continue
-            _, xh, inv_sigma = norm_stats(layer.norm, x, layer.kind)
-            xh = xh.reshape(n * pos, d)
-            G = G * inv_sigma.reshape(1, n * pos, 1).float()
-            self.scaled[l] = self._add(self.scaled[l], G)
-            # b[r, k] = (G / sigma)[r, k] . (W~_r xh_k) / d, where W~_r xh_k is the q/k/v the forward pass
-            # computed less its value at xh = 0 (checked once per model; else multiplied out)
-            self.b[l].append(torch.einsum("rkh,rkh->rk", G, self._projected(layer, xh, heads_first(qkv))) / d)
-            self.xh[l].append(xh)
-        for l, g in enumerate(mlp_g):
-            self.mlp[l] = self._add(self.mlp[l], g)
-        self.final = self._add(self.final, final_g)
-
-    def _projected(self, layer: _LayerInputs, xh: torch.Tensor, qkv: torch.Tensor) -> torch.Tensor:
-        """``W~ xh`` [3H, n*pos, d_head] (float32): from the recorded q/k/v when that is exact."""
-        if layer.offset is not None and self.reuse_qkv is None:  # first layer seen: compare on a few positions
-            k = min(8, xh.shape[0])
-            want = torch.matmul(layer.Wt, xh[:k].T).transpose(1, 2).float()
-            got = (qkv[:, :k] - layer.offset.unsqueeze(1)).float()
-            self.reuse_qkv = bool(torch.allclose(got, want, rtol=1e-2, atol=1e-2 * float(want.abs().max()) + 1e-6))
-        if layer.offset is not None and self.reuse_qkv:
-            return (qkv - layer.offset.unsqueeze(1)).float()
-        return torch.matmul(layer.Wt, xh.T).transpose(1, 2).float()
-
-    def head_inputs(self, l: int, out: torch.Tensor) -> torch.Tensor:
-        """The summed gradients at layer ``l``'s head inputs [3 * heads, n * pos * d], in ``out``'s
-        dtype (the model's: the sums are float32, the product with the senders runs in the model's)."""
-        layer = self.layers[l]
-        A = self.scaled[l].to(out.dtype)
-        R, k, _ = A.shape
-        U = torch.bmm(A, layer.Wt, out=out.view(R, k, -1))
-        if len(self.b[l]) == 1:  # one step (EAP): the rank-one correction in place, no temporary
-            U.addcmul_(self.b[l][0].to(out.dtype).unsqueeze(-1), self.xh[l][0].to(out.dtype), value=-1.0)
-        elif self.b[l]:
-            B = torch.stack(self.b[l], -1).permute(1, 0, 2).to(out.dtype)  # [n*pos, 3H, steps]
-            X = torch.stack(self.xh[l], 1).to(out.dtype)  # [n*pos, steps, d]
-            U.sub_(torch.bmm(B, X).permute(1, 0, 2))
-        if layer.W_mean is not None:
-            U.sub_(torch.bmm(A, layer.W_mean))
-        return U.view(R, -1)
-
-
 def _edge_totals(bridge: Any, batch: PromptBatch, metric: Metric, values: Values, alphas: list[float],
-                 graph: Graph, t: _EdgeIndex, w: dict, layers: list[_LayerInputs],
+                 graph: Graph, t: _EdgeIndex, w: dict, layers: list[LayerInputs],
                  total: torch.Tensor, bar: Any) -> None:
     """Add the summed (over prompts, positions and steps) edge scores of ``batch`` to ``total``
     [senders, receivers] (float64, on the model's device: no host copy until the end). The
-    gradients are summed over the steps first (:class:`_Gradients`), then each layer's scores are
+    gradients are summed over the steps first (:class:`SummedGradients`), then each layer's scores are
     one matrix product of the senders' output differences with them."""
     with torch.no_grad():  # the clean embeddings (only the embedding layers run)
         clean_embed = bridge.forward(batch.clean, stop_at_layer=0).detach()
@@ -317,7 +152,7 @@ def _edge_totals(bridge: Any, batch: PromptBatch, metric: Metric, values: Values
     up_attn = [len(graph.upstream(f"a{l}.h0")) for l in range(graph.n_layers)]
     up_mlp = [len(graph.upstream(f"m{l}")) if graph.has_mlp else 0 for l in range(graph.n_layers)]
     attn_cols = [_columns(t.attn_recv[l], dev) for l in range(graph.n_layers)]
-    sums = _Gradients(layers)
+    sums = SummedGradients(layers)
     with torch.no_grad():
         for a in alphas:
             start = clean_embed if a == 1.0 else values.embed + a * (clean_embed - values.embed)
@@ -329,7 +164,7 @@ def _edge_totals(bridge: Any, batch: PromptBatch, metric: Metric, values: Values
             del acts
             for l in range(graph.n_layers):  # norms without a closed form: one product per step
                 if not sums.deferred(layers[l]):
-                    U = _head_input_grads(layers[l], attn_g[l][1], attn_g[l][0], out=buffer[:R])
+                    U = head_input_grads(layers[l], attn_g[l][1], attn_g[l][0], out=buffer[:R])
                     total[:up_attn[l], attn_cols[l]] += acc(D[:up_attn[l]] @ U.T)
             sums.add(attn_g, mlp_g, final_g)
             del attn_g, mlp_g, final_g
@@ -367,7 +202,7 @@ def eap(bridge: Any, batch: PromptBatch, metric: "Metric | str | None" = None, a
     if values is None and ablation != "corrupt":  # shared by all chunks (resample draws over the whole batch)
         values = ablation_values(bridge, batch, ablation)
     w = stacked_weights(bridge)
-    layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]), torch.stack([w["b_Q"], w["b_K"], w["b_V"]]))
+    layers = layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]), torch.stack([w["b_Q"], w["b_K"], w["b_V"]]))
     # the clean point (alpha = 1) goes first: its recorded activations give the sender differences
     alphas = [1.0] + [(i + 1) / ig_steps for i in range(ig_steps - 1)] if ig_steps > 0 else [1.0]
     total = torch.zeros(len(graph.senders), len(graph.receivers), dtype=torch.float64, device=batch.clean.device)

@@ -31,7 +31,8 @@ from tqdm.auto import tqdm
 
 from shared.engine.ablation import ablation_values
 from shared.engine.batch import PromptBatch
-from shared.engine.eap import _edge_scores, _grab, _head_input_grads, _layer_inputs, _no_weight_grads, _offset, _sender_diffs
+from shared.engine.eap import _edge_scores, _grab, _no_weight_grads, _offset, _sender_diffs
+from shared.engine.eap_gradients import head_input_grads, layer_inputs
 from shared.engine.graph import EdgeScores, Graph
 from shared.engine.metrics import Metric
 from shared.engine.patching import _EdgeIndex, edge_setup
@@ -115,7 +116,7 @@ def eap_ig_activations(bridge: Any, batch: PromptBatch, metric: "Metric | str | 
     if values is None:
         values = ablation_values(bridge, batch, ablation)
     w = stacked_weights(bridge)
-    layers = _layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]))
+    layers = layer_inputs(bridge, torch.stack([w["W_Q"], w["W_K"], w["W_V"]]))
     groups = sender_groups(graph)
     total = torch.zeros(len(graph.senders), len(graph.receivers), dtype=torch.float64, device=batch.clean.device)
     with _no_weight_grads(bridge):  # only activation gradients are needed
@@ -133,7 +134,7 @@ def eap_ig_activations(bridge: Any, batch: PromptBatch, metric: "Metric | str | 
                                                             k / steps)
                     with torch.no_grad():
                         for l, (g, x) in attn.items():
-                            U = _head_input_grads(layers[l], x, g)
+                            U = head_input_grads(layers[l], x, g)
                             total[rows, t.attn_recv[l][0]:t.attn_recv[l][-1] + 1] += acc(Dg @ U.T)
                         for l, g in mlp.items():
                             total[rows, t.mlp_recv[l]] += acc(Dg @ g)

@@ -58,10 +58,15 @@ def norm_weight(norm: Any) -> Optional[torch.Tensor]:
     return weight.detach() if isinstance(weight, torch.Tensor) else None
 
 
+def norm_eps(norm: Any) -> float:
+    """The epsilon a LayerNorm/RMSNorm adds to the variance (1e-5 where it names none)."""
+    eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-5))
+    return eps[0] if isinstance(eps, (tuple, list)) else eps
+
+
 def norm_stats(norm: Any, x: torch.Tensor, kind: str):
     """Weight (or None), normalised input ``xh`` and ``1/sigma`` [..., 1] of a LayerNorm/RMSNorm at ``x``."""
-    eps = getattr(norm, "eps", getattr(norm, "variance_epsilon", 1e-5))
-    eps = eps[0] if isinstance(eps, (tuple, list)) else eps
+    eps = norm_eps(norm)
     x = x.detach()
     centred = x - x.mean(-1, keepdim=True) if kind == "layer" else x
     inv_sigma = (centred.pow(2).mean(-1, keepdim=True) + eps).rsqrt()
@@ -231,5 +236,5 @@ def threads(n: int = 1):
         torch.set_num_threads(before)
 
 
-__all__ = ["Activations", "Values", "final_norm", "final_residual", "norm_kind", "norm_module", "norm_stats",
+__all__ = ["Activations", "Values", "final_norm", "final_residual", "norm_eps", "norm_kind", "norm_module", "norm_stats",
            "norm_weight", "record", "stacked_weights", "threads"]
