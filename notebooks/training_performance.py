@@ -87,9 +87,11 @@ for name in model_names:
 # %%
 series = tr.performance_series(model_names, max_checkpoints, n_prompts=n_prompts, n_windows=n_windows,
                                early_pos=early_pos, late_pos=late_pos, seed=seed)
-columns = ["model", "step", "tokens", *tr.METRICS, "induction_head"]
-show_table(series.groupby("model", sort=False).tail(1)[columns].set_index("model"), digits=2,
-           integers=["step", "tokens"])  # the last checkpoint of each model; every checkpoint is in the figures
+short = {"ioi_logit_diff": "IOI logit diff.", "ioi_accuracy": "IOI acc.", "gt_prob_diff": "GT prob. diff.",
+         "gt_gain": "GT gain", "seq_accuracy": "seq. acc.", "icl_score": "ICL score", "induction": "induction",
+         "induction_head": "its head"}  # column headers that can wrap, so the table fits the page
+last = series.groupby("model", sort=False).tail(1).set_index("model")  # every checkpoint is in the figures
+show_table(last[["tokens", *tr.METRICS, "induction_head"]].rename(columns=short), digits=2, integers=["tokens"])
 
 # %% [markdown]
 # ## When does each ability appear?
