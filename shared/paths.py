@@ -39,6 +39,16 @@ def local_cache_dir() -> Path:
     return root
 
 
+def results_dir() -> Path:
+    """Where computed chapter results are cached (never shipped): ``<CIRCUITS_BOOK_CACHE>/results`` when
+    the cache is redirected (tests), else ``results/`` in :func:`local_cache_dir` — outside
+    ``shared/checkpoints``, whose size is the shipped models' budget, and writable after a pip install."""
+    root = Path(os.environ["CIRCUITS_BOOK_CACHE"]) if "CIRCUITS_BOOK_CACHE" in os.environ else local_cache_dir()
+    path = root / "results"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def revision_folder(hub_id: str, revision: Optional[str]) -> Optional[Path]:
     """A local copy of hub model ``hub_id`` at ``revision`` (e.g. ``"step1000"``), used instead of the
     download when it exists: ``$CIRCUITS_BOOK_HF_REVISIONS/<hub id>/<revision>/`` holding a
@@ -57,5 +67,5 @@ def figures_dir() -> Path:
     return path
 
 
-__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir", "is_shipped", "local_cache_dir", "revision_folder",
+__all__ = ["PACKAGE_DIR", "REPO_ROOT", "cache_dir", "figures_dir", "is_shipped", "local_cache_dir", "results_dir", "revision_folder",
            "shipped_cache_dir"]

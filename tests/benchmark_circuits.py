@@ -430,6 +430,9 @@ def main(argv: "list[str] | None" = None) -> dict[str, float]:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = ap.parse_args(argv)
+    if args.peak_ratio < 1:
+        ap.error(f"--peak-ratio is how many times faster than the forward pass the edge products are assumed to run: "
+                 f"at least 1, got {args.peak_ratio:g}.")
     if args.threads:
         torch.set_num_threads(args.threads)
     global CLOCK, SYNC

@@ -69,3 +69,11 @@ def test_flop_floor_counts_the_forward_pass_exactly_and_eap_sits_above_its_floor
     assert abs(out["eap_ig_floor"] - out["eap_floor"] - 2 * out["gradient_pass_flop_ratio"]) < 1e-9
     assert out["gradient_pass_flop_ratio"] > out["corrupt_flop_ratio"] > 0.5
     assert out["eap_op_ratio"] >= out["eap_op_floor"] > 1 and out["eap_ig_op_ratio"] >= out["eap_ig_op_floor"]
+
+
+def test_a_peak_ratio_below_one_stops_with_one_sentence(capsys):
+    import pytest
+    with pytest.raises(SystemExit):
+        benchmark_circuits.main(["--arch", "tiny", "--flops", "--peak-ratio", "0.5"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("at least 1, got 0.5.") and "Traceback" not in "\n".join(err)

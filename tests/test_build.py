@@ -295,6 +295,20 @@ def test_cached_json_is_keyed_by_model_parameters_and_code(tmp_path, monkeypatch
     results.cached_json("demo", bridge, {"a": 1}, compute, module="shared.engine.batch")
     assert len(calls) == 3
     assert results.code_key("shared.engine.graph") != results.code_key("shared.engine.batch")
+    assert len(list((tmp_path / "results").glob("demo-*/result.json"))) == 3  # the redirected cache's results/
+
+
+def test_results_are_cached_outside_the_shipped_checkpoints(tmp_path, monkeypatch):
+    """Without a redirected cache, results go to the local cache (``CIRCUITS_BOOK_LOCAL_CACHE``), never into
+    ``shared/checkpoints``, whose size is the shipped models' budget."""
+    from shared.paths import results_dir, shipped_cache_dir
+    monkeypatch.delenv("CIRCUITS_BOOK_CACHE", raising=False)
+    monkeypatch.setenv("CIRCUITS_BOOK_LOCAL_CACHE", str(tmp_path / "local"))
+    bridge = SimpleNamespace(book_model_name="m", book_model_description="d", cfg=None)
+    assert results.cached_json("demo", bridge, {"a": 1}, lambda: {"x": 2}, module="shared.engine.graph") == {"x": 2}
+    assert results_dir() == tmp_path / "local" / "results"
+    assert len(list(results_dir().glob("demo-*/result.json"))) == 1
+    assert not (shipped_cache_dir() / "results").exists() or not any((shipped_cache_dir() / "results").glob("demo-*"))
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """Results a chapter computes once and reuses: stored as JSON in the results cache
-(``<cache>/results/<kind>-<hash>/result.json``, not shipped), keyed by the model, the parameters and
+(:func:`shared.paths.results_dir`: ``~/.cache/circuits-book/results/<kind>-<hash>/result.json``, outside
+the shipped ``shared/checkpoints``), keyed by the model, the parameters and
 the code that computes them.
 
 The code part of the key is the digest (:func:`shared.sources.source_digest`) of the module that
@@ -15,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
+from shared.paths import results_dir
 from shared.sources import PACKAGE, module_closure, source_digest
 from shared.zoo.cache import cached_dir
 
@@ -56,7 +58,7 @@ def cached_json(kind: str, bridge: Any, params: Mapping[str, Any], compute: Call
         (tmp / "result.json").write_text(json.dumps(compute(), indent=1, default=float))
 
     key = {**model_key(bridge), **dict(params), "code": code[:16]}
-    folder = cached_dir("results", kind, key, build)
+    folder = cached_dir("results", kind, key, build, folder=results_dir())
     return json.loads((folder / "result.json").read_text())
 
 

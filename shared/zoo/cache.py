@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 from shared.errors import CheckpointError
 from shared.paths import cache_dir, is_shipped, local_cache_dir
@@ -84,15 +84,16 @@ def clean_orphans(parent: Path) -> list[Path]:
 
 
 def cached_dir(kind: str, name: str, key_obj: dict[str, Any], build: Callable[[Path], None],
-               rebuild: bool = False) -> Path:
-    """Return ``<cache>/<kind>/<name>-<hash(key_obj)>``, building it first if missing.
+               rebuild: bool = False, folder: Optional[Path] = None) -> Path:
+    """Return ``<cache>/<kind>/<name>-<hash(key_obj)>`` (``folder`` instead of ``<cache>/<kind>`` if
+    given), building it first if missing.
 
     ``build(tmp)`` fills a temporary folder; it is renamed into place only when complete, so an
     interrupted build never leaves a half-written entry. ``key.json`` records the key and the sha256
     of every file. With ``rebuild``, an entry that ships with the book is rebuilt into the local
     cache instead, so the shipped files are never replaced.
     """
-    final = cache_dir() / kind / f"{name}-{config_key(key_obj)}"
+    final = (folder or cache_dir() / kind) / f"{name}-{config_key(key_obj)}"
     if final.exists() and not rebuild:
         verify(final, kind)
         return final
