@@ -194,7 +194,7 @@ def bars(labels: Sequence[str], values: "Mapping[str, Sequence[float]] | Sequenc
         kw = dict(label=key or None, color=colors if (colors is not None and k == 1) else None)
         (ax.barh if horizontal else ax.bar)(at, list(ys), width * 0.95, **kw)
     if horizontal:
-        ax.set_yticks(pos, labels)
+        ax.set_yticks(pos, [textwrap.fill(str(s), 30) for s in labels])
         ax.invert_yaxis()
         ax.set_xlabel(ylabel)
         ax.axvline(0, color="black", lw=0.6)
@@ -206,8 +206,9 @@ def bars(labels: Sequence[str], values: "Mapping[str, Sequence[float]] | Sequenc
     handles = []
     if legend:
         handles = [Patch(color=c, label=text) for c, text in legend.items()]
-    if handles or k > 1:
-        ax.legend(handles=handles or None)
+    if handles or k > 1:  # beside the bars when they run sideways, so that it hides none of them
+        ax.legend(handles=handles or None, **(dict(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+                                              if horizontal else {}))
     if title:
         ax.set_title(title)
     return finish(fig, name, vector=True)
