@@ -145,6 +145,37 @@ def name_recall(model: Any, texts: Sequence[str], names: Sequence[str]) -> dict[
     return dict(right=sum(right) / len(right), other=sum(other) / len(other), chance=1 / len(ids), n=len(right))
 
 
+@torch.no_grad()
+def induction_accuracy(model: Any, seq_len: int = 24, n: int = 20, seed: int = EVAL_SEED) -> float:
+    """Top-1 accuracy on the second copy of repeated uniformly random tokens (every prediction inside
+    the copy after its first token): what a model with working induction gets nearly always right and a
+    model without it almost never (the tokens are random)."""
+    rep = repeated_tokens_for(model, min(seq_len, (model.cfg.n_ctx - 1) // 2), n, seed)
+    tokens = rep.tokens.to(model.cfg.device)
+    second = slice(rep.start + rep.seq_len, rep.start + 2 * rep.seq_len - 1)
+    predicted = model(tokens)[:, second].argmax(-1)
+    return float((predicted == tokens[:, second.start + 1:second.stop + 1]).float().mean())
+
+
+def training_probe(model: Any, n_prompts: int = 16, seed: int = EVAL_SEED) -> dict[str, float]:
+    """The few numbers followed while a suite model trains, all on held-out forms: IOI share of prompts
+    preferring IO and mean logit difference, overall and per order (ABBA: IO named first; BABA: S named
+    first), induction top-1 (:func:`induction_accuracy`), greater-than probability difference and gain,
+    and sequence top-1 over the held-out surface forms (mean and worst form)."""
+    ioi = ioi_scores(model, n_prompts=n_prompts, seed=seed)
+    gt = greater_than_scores(model, n_prompts=n_prompts, seed=seed)
+    forms = form_table(sequence_accuracy(model, forms=list(heldout.SEQ_FORMS), n_prompts=max(4, n_prompts // 2),
+                                         seed=seed))
+    out = dict(ioi_share=float((ioi.logit_diff > 0).mean()), ioi_ld=float(ioi.logit_diff.mean()))
+    for order, part in ioi.groupby("order"):
+        out[f"ioi_{order.lower()}_share"] = float((part.logit_diff > 0).mean())
+        out[f"ioi_{order.lower()}_ld"] = float(part.logit_diff.mean())
+    out.update(induction_top1=induction_accuracy(model, seed=seed), gt_prob_diff=float(gt.prob_diff.mean()),
+               gt_gain=float(gt.gain.mean()), seq_heldout=float(forms["mean"].mean()),
+               seq_worst_form=float(forms["mean"].min()))
+    return out
+
+
 def ability_summary(model: Any, n_prompts: int = 40, seed: int = EVAL_SEED) -> dict[str, Any]:
     """The suite's ability numbers (see ``TARGETS``), the per-form accuracies and the per-template scores."""
     seq = sequence_accuracy(model, n_prompts=n_prompts, seed=seed)
@@ -169,5 +200,6 @@ def meets_targets(summary: dict[str, Any]) -> dict[str, bool]:
             for key, target in TARGETS.items()}
 
 
-__all__ = ["EVAL_SEED", "TARGETS", "ability_summary", "form_table", "greater_than_scores", "induction_score",
+__all__ = ["EVAL_SEED", "TARGETS", "ability_summary", "form_table", "greater_than_scores", "induction_accuracy",
+           "induction_score", "training_probe",
            "ioi_scores", "meets_targets", "name_recall", "sequence_accuracy"]

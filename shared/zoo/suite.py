@@ -50,6 +50,13 @@ BASE_CONFIG = dict(d_vocab=2048, n_ctx=128, attn_only=False, act_fn="gelu", norm
                    positional_embedding_type="standard")
 RECIPE = dict(steps=1600, batch_size=32, warmup=100, linear_every=200, data_seed=0, vocab_size=2048,
               val_batches=8, mix=dict(DEFAULT_MIX), random_share=0.15)
+# Version 3, trained for hours by ``python -m shared.zoo.train_suite`` (resumable): dense IOI scenes
+# (document kind "ioi"), a warmup-stable-decay schedule and four times the tokens and more.
+SUITE_MIX = {"sequence": 0.2, "story": 0.12, "ioi": 0.33, "years": 0.17, "prose": 0.08, "repeat": 0.1}
+RECIPE_V3 = dict(RECIPE, steps=8000, warmup=200, schedule="wsd", decay_share=0.2, linear_every=250, probe_every=250,
+                 mix=SUITE_MIX)
+RECIPES = {2: RECIPE, 3: RECIPE_V3}
+REGISTERED_VERSION = 2  # what load_model("suite-...") serves: the shipped models of this version
 VALIDATION_OFFSET = 10 ** 9  # validation batches are stream steps 10^9, 10^9 + 1, ...: never trained on
 DEFAULT_MODEL = "suite-l-s0"
 
@@ -132,11 +139,31 @@ def pretrain(bridge: Any, recipe: dict[str, Any], checkpoints: Optional[Checkpoi
     started, cpu_started = time.time(), time.process_time()
     checkpoint(0)
     train_loop(bridge, batches(tok, recipe, n_ctx), total, lr=recipe["lr"], warmup=recipe["warmup"],
-               seed=recipe["seed"], on_step=checkpoint, desc=desc)
+               seed=recipe["seed"], on_step=checkpoint, desc=desc, **schedule_of(recipe))
     return dict(checkpoints=log, tokens_seen=total * recipe["batch_size"] * n_ctx, steps=total,
                 final_val_loss=log[-1]["val_loss"], threads=torch.get_num_threads(),
                 cpu_seconds=round(time.process_time() - cpu_started, 1),
                 torch=torch.__version__, machine=platform.machine())
+
+
+def schedule_of(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The learning-rate schedule settings of a recipe (version 2 recipes: cosine)."""
+    return dict(schedule=recipe.get("schedule", "cosine"), decay_share=recipe.get("decay_share", 0.2))
+
+
+def suite_spec(name: str, version: int) -> LocalModel:
+    """The model ``name`` of the suite as recipe ``version`` defines it (see ``RECIPES``)."""
+    size, seed = name.split("-")[1], int(name.split("-s")[-1])
+    if size not in SIZES or seed not in SEEDS[size] or version not in RECIPES:
+        raise ParameterError(f"{name!r} (version {version}) is not in the suite; it is {', '.join(suite_names())}, "
+                             f"versions {sorted(RECIPES)}.")
+    shape = dict(SIZES[size])
+    lr = shape.pop("lr")
+    config = dict(BASE_CONFIG, **shape, d_mlp=4 * shape["d_model"], seed=seed)
+    return LocalModel(name=name, description=f"suite model, size {size}, seed {seed}: {shape['n_layers']}-layer "
+                                             f"GPT-2-style LM on the suite's generated corpus",
+                      config=config, recipe=dict(RECIPES[version], lr=lr, seed=seed), trainer=_trainer(name),
+                      tokenizer=_tokenizer, version=version, save_dtype=torch.float16)
 
 
 def _trainer(name: str):
@@ -146,21 +173,13 @@ def _trainer(name: str):
 
 
 def _register() -> None:
-    for size, shape in SIZES.items():
-        shape = dict(shape)
-        lr = shape.pop("lr")
-        for seed in SEEDS[size]:
-            name = suite_name(size, seed)
-            config = dict(BASE_CONFIG, **shape, d_mlp=4 * shape["d_model"], seed=seed)
-            register_local_model(LocalModel(
-                name=name, description=f"suite model, size {size}, seed {seed}: {shape['n_layers']}-layer "
-                                       f"GPT-2-style LM on the suite's generated corpus",
-                config=config, recipe=dict(RECIPE, lr=lr, seed=seed), trainer=_trainer(name),
-                tokenizer=_tokenizer, version=2, save_dtype=torch.float16))
+    for name in suite_names():
+        register_local_model(suite_spec(name, REGISTERED_VERSION))
 
 
 _register()
 
 
-__all__ = ["BASE_CONFIG", "DEFAULT_MODEL", "RECIPE", "SEEDS", "SIZES", "VALIDATION_OFFSET", "batches",
-           "checkpoint_schedule", "pretrain", "suite_name", "suite_names", "trained_folder", "validation_batches"]
+__all__ = ["BASE_CONFIG", "DEFAULT_MODEL", "RECIPE", "RECIPES", "RECIPE_V3", "REGISTERED_VERSION", "SEEDS", "SIZES",
+           "SUITE_MIX", "VALIDATION_OFFSET", "batches", "checkpoint_schedule", "pretrain", "schedule_of", "suite_name",
+           "suite_names", "suite_spec", "trained_folder", "validation_batches"]

@@ -2,7 +2,7 @@
 
 Nothing is downloaded and no file is read: every document comes from a grammar over the word lists of
 :mod:`shared.zoo.text.suite_words`, drawn with ``random.Random`` seeded by (data seed, step), so the
-text a model trained on at any step can be generated again on its own. Five kinds of documents:
+text a model trained on at any step can be generated again on its own. Six kinds of documents:
 
 * ``sequence``: ordered members (numerals, number words, months, days, letters, steps of 2 or 3,
   counting down) in lists and in clauses whose frame words are drawn at random, often with a
@@ -11,7 +11,9 @@ text a model trained on at any step can be generated again on its own. Five kind
   ("... Ana gave the key to Tom."), in many orders and structures (indirect-object identification);
 * ``years``: spans of years ("from 1732 to 1789", always increasing) and timelines (greater-than);
 * ``prose``: sentences from a small recursive grammar (clauses, subordinates, questions, quotes);
-* ``repeat``: a span of random words or letter strings shown twice (induction).
+* ``repeat``: a span of random words or letter strings shown twice (induction);
+* ``ioi``: dense scenes of two people where one acts on the other, who is named last
+  (:mod:`shared.zoo.text.suite_stories`; used by the suite from version 3 on).
 
 Documents containing any held-out phrase of :mod:`shared.tasks.heldout` are never emitted (the
 generator draws again), so the evaluation forms cannot occur in training; ``tests/test_suite.py``
@@ -36,9 +38,10 @@ from shared.tasks.heldout import contains_heldout, distinctive_phrases
 from shared.tasks.sequences import ORDINALS, get_task
 from shared.zoo.cache import cached_dir
 from shared.zoo.text import suite_words as W
+from shared.zoo.text.suite_stories import ioi_document
 
 SPECIAL = "<|endoftext|>"
-KINDS = ("sequence", "story", "years", "prose", "repeat")
+KINDS = ("sequence", "story", "ioi", "years", "prose", "repeat")
 DEFAULT_MIX = {"sequence": 0.27, "story": 0.38, "years": 0.15, "prose": 0.1, "repeat": 0.1}
 SEQ_WEIGHTS = {"numerals": 3.0, "number_words": 1.5, "months": 1.5, "days": 1.5, "letters": 1.5,
                "plus2": 0.4, "plus3": 0.3, "decreasing": 0.4}
@@ -260,7 +263,8 @@ def _repeat(rng: random.Random) -> str:
     return f"{label}: {span}.{middle}" + " ".join(copies)
 
 
-_MAKERS = {"sequence": _sequence, "story": _story, "years": _years, "prose": _prose, "repeat": _repeat}
+_MAKERS = {"sequence": _sequence, "story": _story, "ioi": ioi_document, "years": _years, "prose": _prose,
+           "repeat": _repeat}
 
 
 def document(rng: random.Random, mix: dict[str, float] = DEFAULT_MIX) -> str:
