@@ -29,7 +29,9 @@ def tokenizer():
 
 def stream_hits(tokenizer, recipe, n_ctx, stride=1):
     """Held-out phrases in the documents of every ``stride``-th training step (all of the first 256) and
-    of every validation batch, and in the decoded rows of repeated random tokens."""
+    of every validation batch, and in the decoded rows of repeated random tokens. Documents are joined
+    as the model reads them, with the BOS token between them: a phrase is not held out across a document
+    boundary ("... 47 sold" then "<|endoftext|>The heavy strike ...")."""
     hits = []
     phrases = list(heldout.distinctive_phrases())
     rows = recipe["batch_size"]
@@ -43,7 +45,7 @@ def stream_hits(tokenizer, recipe, n_ctx, stride=1):
             batch = suite_corpus.step_batch(tokenizer, step, rows, n_ctx, recipe["data_seed"], recipe["mix"],
                                             recipe["random_share"])
             docs += [tokenizer.decode(batch[r]) for r in repeated]
-        text = "\n".join(docs)
+        text = f" {suite_corpus.SPECIAL} ".join(docs)
         if heldout.contains_heldout(text, phrases):  # one pass over the text; the per-phrase report only on a hit
             hits += [(step, *hit) for hit in heldout.find_heldout([text])]
     return hits

@@ -123,3 +123,24 @@ def test_command_stops_on_bad_parameters_with_one_sentence(capsys):
     assert err == ["Unknown suite model 'suite-x-s0'; the suite is suite-s-s0, suite-s-s1, suite-m-s0, suite-m-s1, "
                    "suite-l-s0.", "--set changes a pilot only; name it with --pilot.",
                    "--hours, --threads and --save-minutes must be positive."]
+
+
+def test_suite_run_commits_only_the_shipped_steps_and_finishes_into_a_model_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITS_BOOK_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    run = Run("suite-s-s0", overrides=TINY, root=tmp_path)
+    assert run.schedule == [0, 2, 4, 8, 12] and run.shipped == {0, 2, 8}
+    assert run.train() is True
+    assert sorted(p.name for p in (run.record_dir / "steps").iterdir()) == [
+        "step_0000000.safetensors", "step_0000002.safetensors", "step_0000008.safetensors"]
+    assert sorted(p.name for p in (run.state_dir / "steps").iterdir()) == [
+        "step_0000004.safetensors", "step_0000012.safetensors"]
+    folder = run.model_folder()
+    assert folder.parent == tmp_path / "cache" / "models" and run.finished()
+    assert sorted(p.name for p in (folder / "steps").iterdir()) == [
+        "step_0000000.safetensors", "step_0000002.safetensors", "step_0000008.safetensors"]
+    metrics = json.loads((folder / "metrics.json").read_text())
+    assert metrics["steps"] == 12 and [r["step"] for r in metrics["checkpoints"]] == [0, 2, 4, 8, 12]
+    final = load_file(str(folder / "model.safetensors"))
+    last = load_file(str(run.state_dir / "steps" / "step_0000012.safetensors"))
+    assert all(torch.equal(final[k], last[k]) for k in final)

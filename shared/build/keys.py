@@ -7,7 +7,9 @@ of these parts changes:
 * ``code`` — the ``shared`` modules its notebook imports, followed transitively
   (:mod:`shared.sources`; comments and layout do not count);
 * ``models`` — the checkpoint files of the local zoo models its parameters name (``model_name``,
-  ``*_model_name``, ``compare_with``, ``models``), hashed by content once per run;
+  ``*_model_name``, ``compare_with``, ``models``), hashed by content once per run, and, for a chapter
+  that imports :mod:`shared.zoo.pilots`, the committed training records it reads (pilot records and the
+  ``progress.json`` of the suite's runs in progress);
 * ``config`` — the settings of ``_config.yml`` that reach an executed notebook (``repository``, from
   which the Colab badge is made); the rest only affects rendering, which is redone on every build;
 * ``packages`` — the installed versions of torch and transformer-lens.
@@ -30,6 +32,7 @@ from shared.build.layout import Layout
 from shared.build.runs import chapter_runs, registry_runs
 from shared.chapters.registry import ChapterEntry, load_registry
 from shared.sources import file_closure, source_digest
+from shared.zoo.pilots import RECORDS, progress_files
 from shared.zoo.registry import local_model_dir, local_models
 
 PACKAGES = ("torch", "transformer-lens")
@@ -93,6 +96,15 @@ def model_digest(name: str) -> str:
     return folder_digest(local_model_dir(name))
 
 
+def records_digest(modules: Iterable[Path]) -> dict[str, str]:
+    """Digest of the training records read through :mod:`shared.zoo.pilots`, if ``modules`` include it."""
+    if not any(Path(m).as_posix().endswith("shared/zoo/pilots.py") for m in modules):
+        return {}
+    files = sorted(RECORDS.glob("*.json")) + progress_files()
+    return {"training records": _json_sha({p.name if p.parent == RECORDS else p.parent.name: _sha(p.read_bytes())
+                                           for p in files})}
+
+
 EXECUTION_SETTINGS = ("repository",)  # the parts of _config.yml an executed notebook depends on
 
 
@@ -119,7 +131,8 @@ def key_parts(chapter: ChapterEntry, params: dict[str, Any], layout: Layout) -> 
         "notebook": _sha(chapter.notebook.read_bytes()),
         "parameters": _json_sha(params if not chapter.reads else {**params, "reads": _read_parameters(chapter, layout)}),
         "code": source_digest(modules, layout.root),
-        "models": _json_sha({name: model_digest(name) for name in model_names(effective)}),
+        "models": _json_sha({**{name: model_digest(name) for name in model_names(effective)},
+                             **records_digest(modules)}),
         "config": config_digest(layout.config),
         "packages": _json_sha(package_versions()),
     }

@@ -41,6 +41,7 @@ from shared.tasks.sequences import ordinal_lists
 from shared.tasks.tokens import encode_text, get_tokenizer
 from shared.zoo.registry import (PRETRAINED, SUITE_PRETRAINED, checkpoint_steps, load_model, local_model_dir,
                                  local_models, pythia_revision)
+from shared.zoo.pilots import records
 from shared.zoo.suite import checkpoint_schedule, suite_names
 from shared.zoo.text.suite_corpus import document
 
@@ -59,6 +60,16 @@ LOWER_IS_BETTER = ("icl_score",)
 
 
 # ------------------------------------------------------------------------------------- models and steps
+def pilot_runs(names: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
+    """The committed training records (pilots and the suite's runs) that have probes, all or those named;
+    an unknown name is one sentence listing the known ones."""
+    known = {label: record for label, record in records(include_local=False).items() if record.get("probes")}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ParameterError(f"No training record named {unknown[0]!r}; the records are {', '.join(known)}.")
+    return {n: known[n] for n in names} if names else known
+
+
 def model_family(name: str) -> tuple[str, int]:
     """The size a model stands for and its seed: ``suite-s-s1`` -> ``("s", 1)``,
     ``pythia-70m-seed1`` -> ``("pythia-70m", 1)``."""
@@ -297,5 +308,5 @@ def heads_above(components: pd.DataFrame, threshold: float) -> pd.DataFrame:
 __all__ = ["LOWER_IS_BETTER", "METRICS", "PYTHIA_TOKENS_PER_STEP", "WINDOW", "check_series_models",
            "checkpoint_result",
            "component_probes", "component_series", "components_at", "emergence", "heads_above", "icl_windows",
-           "model_family", "performance", "performance_at", "performance_series", "result_key", "role_summary",
+           "model_family", "performance", "performance_at", "pilot_runs", "performance_series", "result_key", "role_summary",
            "series_steps", "spread", "spread_factor", "tokens_seen"]

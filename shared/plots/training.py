@@ -104,6 +104,37 @@ def emergence_chart(tables: Mapping[str, pd.DataFrame], labels: Mapping[str, str
     return finish(fig, name, vector=True, tight=False)
 
 
+def probe_curves(probes: Mapping[str, pd.DataFrame], metrics: Mapping[str, str], title: str = "",
+                 reference: Optional[Mapping[str, float]] = None, name: Optional[str] = None) -> Any:
+    """The held-out probes of training runs (``probes``: run -> table with ``tokens`` and the metric
+    columns): one panel per metric (``column -> axis label``, two panels a row), one line per run over
+    millions of tokens (linear axis: the runs are compared at equal tokens); ``reference`` draws a dashed
+    criterion line per metric."""
+    rows = (len(metrics) + 1) // 2
+    fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 2.7 * rows + 0.9), squeeze=False)
+    colours = {run: PALETTE[i % len(PALETTE)] for i, run in enumerate(probes)}
+    for ax, (column, label) in zip(axes.flat, metrics.items()):
+        for run, table in probes.items():
+            ax.plot(table["tokens"] / 1e6, table[column], color=colours[run], lw=1.5, marker="o", ms=2.5)
+        if reference and column in reference:
+            ax.axhline(reference[column], color="grey", ls="--", lw=1)
+        ax.set_ylabel(textwrap.fill(label, 28))
+        ax.set_xlabel("tokens seen (millions)")
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    handles = [Line2D([], [], color=c, lw=1.5, marker="o", ms=3, label=run) for run, c in colours.items()]
+    if reference:
+        handles.append(Line2D([], [], color="grey", ls="--", lw=1, label="criterion"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 3), fontsize=8, frameon=False)
+    if title:
+        fig.suptitle(title)
+    legend_rows = (len(handles) + 2) // 3
+    fig.tight_layout(rect=(0, (0.25 * legend_rows + 0.1) / fig.get_figheight(), 1, 1))
+    return finish(fig, name, vector=True, tight=False)
+
+
 def role_map(components: pd.DataFrame, counts: pd.DataFrame, role: str, threshold: float, title: str = "",
              name: Optional[str] = None) -> Any:
     """For one role: per model, its heads (rows) x checkpoints (columns, labelled by step) coloured by
@@ -148,4 +179,4 @@ def role_map(components: pd.DataFrame, counts: pd.DataFrame, role: str, threshol
     return finish(fig, name)
 
 
-__all__ = ["PALETTE", "ability_curves", "emergence_chart", "role_map", "size_colours"]
+__all__ = ["PALETTE", "ability_curves", "emergence_chart", "probe_curves", "role_map", "size_colours"]

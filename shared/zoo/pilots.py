@@ -31,10 +31,12 @@ def _ioi_both(row: dict[str, Any]) -> float:
     return min(row["ioi_abba_share"], row["ioi_baba_share"])
 
 
-def emergence(probes: list[dict[str, Any]], ability: str) -> Optional[int]:
-    """Tokens at the first probe from which ``ability`` stays at or above its threshold, or None."""
+def lasting_from(probes: list[dict[str, Any]], ability: str, threshold: Optional[float] = None) -> Optional[int]:
+    """Tokens at the first probe from which ``ability`` stays at or above its threshold (``THRESHOLDS``
+    unless given), or None."""
     value = {"induction_top1": lambda r: r["induction_top1"], "ioi_both": _ioi_both}[ability]
-    ok = [value(r) >= THRESHOLDS[ability] for r in probes]
+    threshold = THRESHOLDS[ability] if threshold is None else threshold
+    ok = [value(r) >= threshold for r in probes]
     for i in range(len(ok)):
         if all(ok[i:]):
             return probes[i]["tokens"]
@@ -49,16 +51,21 @@ def s_preferred_phase(probes: list[dict[str, Any]]) -> Optional[tuple[int, int]]
     return (hits[0], hits[-1]) if hits else None
 
 
+def progress_files() -> list[Path]:
+    """The committed ``progress.json`` of the suite's runs (``shared/checkpoints/training/*/``)."""
+    folder = shipped_cache_dir() / "training"
+    return sorted(folder.glob("*/progress.json")) if folder.exists() else []
+
+
 def records(include_local: bool = True) -> dict[str, dict[str, Any]]:
     """Every pilot and suite run's progress record by its label (committed records, then local ones)."""
-    folders = [RECORDS] + ([local_cache_dir() / "pilots"] if include_local else [])
+    local = local_cache_dir() / "pilots"
+    paths = sorted(RECORDS.glob("*.json")) if RECORDS.exists() else []
+    paths += (sorted(local.glob("*/progress.json")) if include_local and local.exists() else []) + progress_files()
     out: dict[str, dict[str, Any]] = {}
-    for path in sorted(RECORDS.glob("*.json")) if RECORDS.exists() else []:
-        out[path.stem] = json.loads(path.read_text())
-    for folder in folders[1:] + [shipped_cache_dir() / "training"]:
-        for path in sorted(folder.glob("*/progress.json")) if folder.exists() else []:
-            record = json.loads(path.read_text())
-            out[record.get("pilot") or record["model"]] = record
+    for path in paths:
+        record = json.loads(path.read_text())
+        out[record.get("pilot") or record["model"]] = record
     return out
 
 
@@ -69,7 +76,7 @@ def _differences(record: dict[str, Any], reference: dict[str, Any]) -> str:
     return ", ".join(changed) or "-"
 
 
-def pilot_table(recs: Optional[dict[str, dict[str, Any]]] = None) -> pd.DataFrame:
+def pilot_table(recs: Optional[dict[str, dict[str, Any]]] = None, ioi_share: Optional[float] = None) -> pd.DataFrame:
     """One row per run: shape, tokens, data, last probe, emergence of induction and IOI, the S-preferred phase."""
     recs = records() if recs is None else recs
     rows = []
@@ -88,8 +95,8 @@ def pilot_table(recs: Optional[dict[str, dict[str, Any]]] = None) -> pd.DataFram
             induction=last["induction_top1"], abba=last["ioi_abba_share"], abba_ld=last["ioi_abba_ld"],
             baba=last["ioi_baba_share"], baba_ld=last["ioi_baba_ld"], best_ioi_M=round(best["tokens"] / 1e6, 1),
             gt=last["gt_prob_diff"], seq=last["seq_heldout"],
-            induction_at_M=_millions(emergence(rec["probes"], "induction_top1")),
-            ioi_at_M=_millions(emergence(rec["probes"], "ioi_both")),
+            induction_at_M=_millions(lasting_from(rec["probes"], "induction_top1")),
+            ioi_at_M=_millions(lasting_from(rec["probes"], "ioi_both", ioi_share)),
             s_preferred_M=None if phase is None else f"{phase[0] / 1e6:.1f}-{phase[1] / 1e6:.1f}"))
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()
 
@@ -130,4 +137,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["RECORDS", "THRESHOLDS", "emergence", "main", "pilot_table", "records", "s_preferred_phase", "save_records"]
+__all__ = ["RECORDS", "THRESHOLDS", "lasting_from", "main", "pilot_table", "progress_files", "records", "s_preferred_phase",
+           "save_records"]

@@ -56,6 +56,11 @@ SUITE_MIX = {"sequence": 0.2, "story": 0.12, "ioi": 0.33, "years": 0.17, "prose"
 RECIPE_V3 = dict(RECIPE, steps=8000, warmup=200, schedule="wsd", decay_share=0.2, linear_every=250, probe_every=250,
                  mix=SUITE_MIX)
 RECIPES = {2: RECIPE, 3: RECIPE_V3}
+# The checkpoints of version 3 that are committed and shipped (24 of the 40 saved): log-spaced early, every
+# 250 steps where the pilots saw induction and IOI appear (1 to 3.5 k steps), sparser late. The others
+# stay in the local cache (the shipped-size budget, README "Training the suite").
+SHIPPED_STEPS_V3 = (0, 2, 8, 32, 128, 250, 500, 750, 1000, 1250, 1500, 1750, 2000, 2250, 2500, 2750, 3000, 3500,
+                    4000, 5000, 6000, 6500, 7000, 8000)
 REGISTERED_VERSION = 2  # what load_model("suite-...") serves: the shipped models of this version
 VALIDATION_OFFSET = 10 ** 9  # validation batches are stream steps 10^9, 10^9 + 1, ...: never trained on
 DEFAULT_MODEL = "suite-l-s0"
@@ -180,6 +185,6 @@ def _register() -> None:
 _register()
 
 
-__all__ = ["BASE_CONFIG", "DEFAULT_MODEL", "RECIPE", "RECIPES", "RECIPE_V3", "REGISTERED_VERSION", "SEEDS", "SIZES",
+__all__ = ["BASE_CONFIG", "DEFAULT_MODEL", "RECIPE", "RECIPES", "RECIPE_V3", "REGISTERED_VERSION", "SEEDS", "SHIPPED_STEPS_V3", "SIZES",
            "SUITE_MIX", "VALIDATION_OFFSET", "batches", "checkpoint_schedule", "pretrain", "schedule_of", "suite_name",
            "suite_names", "suite_spec", "trained_folder", "validation_batches"]

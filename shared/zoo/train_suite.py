@@ -36,7 +36,7 @@ from shared.paths import cache_dir, local_cache_dir, shipped_cache_dir
 from shared.tasks.abilities import training_probe
 from shared.zoo.cache import cached_dir, config_key
 from shared.zoo.registry import LocalModel, _split_overrides, _weights, _with_aliases, boot_native
-from shared.zoo.suite import (REGISTERED_VERSION, batches, checkpoint_schedule, schedule_of, suite_names, suite_spec,
+from shared.zoo.suite import (REGISTERED_VERSION, SHIPPED_STEPS_V3, batches, checkpoint_schedule, schedule_of, suite_names, suite_spec,
                               validation_batches)
 from shared.zoo.train import evaluate_loss, load_state, save_state, train_loop
 
@@ -54,10 +54,13 @@ class Run:
         self.name, self.pilot = name, pilot
         label = f"{pilot}-{config_key(self.key)}" if pilot else f"{name}-{config_key(self.key)}"
         kind = "pilots" if pilot else "training"
-        self.state_dir = (root or local_cache_dir()) / kind / label          # float32 state: never committed
-        self.record_dir = (root or (local_cache_dir() if pilot else shipped_cache_dir())) / kind / label
+        local, shipped = (root / "local", root / "shipped") if root else (local_cache_dir(), shipped_cache_dir())
+        self.state_dir = local / kind / label                                 # float32 state: never committed
+        self.record_dir = (local if pilot else shipped) / kind / label
         self.tokens_per_step = self.recipe["batch_size"] * self.config["n_ctx"]
         self.schedule = checkpoint_schedule(self.recipe["steps"], self.recipe["linear_every"])
+        # the checkpoints committed with the record (all of a pilot's, which stay local anyway)
+        self.shipped = set(self.schedule) if pilot or version != 3 else set(SHIPPED_STEPS_V3) & set(self.schedule)
 
     # ----------------------------------------------------------------------------- progress record
     def progress(self) -> dict[str, Any]:
@@ -73,8 +76,13 @@ class Run:
         tmp.write_text(json.dumps(progress, indent=1, sort_keys=True, default=float))
         os.replace(tmp, self.record_dir / "progress.json")
 
+    def step_path(self, step: int) -> Path:
+        """Where checkpoint ``step`` is written: the committed record if it ships, else the local state folder."""
+        return (self.record_dir if step in self.shipped else self.state_dir) / "steps" / f"step_{step:07d}.safetensors"
+
     def saved_steps(self) -> list[int]:
-        return sorted(int(p.stem.split("_")[1]) for p in (self.record_dir / "steps").glob("step_*.safetensors"))
+        return sorted(int(p.stem.split("_")[1]) for folder in {self.record_dir, self.state_dir}
+                      for p in (folder / "steps").glob("step_*.safetensors"))
 
     def model_folder(self) -> Path:
         """Where the finished model goes (the folder ``load_model`` reads for this version)."""
@@ -152,7 +160,7 @@ class Run:
         if not saved:
             return None, 0
         step = saved[-1]
-        weights = load_file(str(self.record_dir / "steps" / f"step_{step:07d}.safetensors"))
+        weights = load_file(str(self.step_path(step)))
         model = bridge.original_model
         model.load_state_dict(_with_aliases(model, {k: v.float() for k, v in weights.items()}))
         progress["discontinuities"].append(dict(
@@ -166,8 +174,8 @@ class Run:
 
     def _checkpoint(self, bridge: Any, step: int, progress: dict[str, Any], losses: list[float],
                     validation: list) -> None:
-        (self.record_dir / "steps").mkdir(parents=True, exist_ok=True)
-        path = self.record_dir / "steps" / f"step_{step:07d}.safetensors"
+        path = self.step_path(step)
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".tmp-{path.name}")
         save_file(_weights(bridge, torch.float16), str(tmp))
         os.replace(tmp, path)
@@ -206,7 +214,9 @@ class Run:
                        train_seconds=seconds, threads=torch.get_num_threads(), torch=torch.__version__)
 
         def build(tmp: Path) -> None:
-            shutil.copytree(self.record_dir / "steps", tmp / "steps")
+            (tmp / "steps").mkdir()
+            for step in sorted(self.shipped):
+                shutil.copyfile(self.step_path(step), tmp / "steps" / f"step_{step:07d}.safetensors")
             save_file(_weights(bridge, torch.float16), str(tmp / "model.safetensors"))
             final = tmp / "steps" / f"step_{self.recipe['steps']:07d}.safetensors"
             if final.exists() and final.read_bytes() == (tmp / "model.safetensors").read_bytes():
