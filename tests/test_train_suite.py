@@ -3,6 +3,7 @@ complete state, a lost state falls back to the committed float16 checkpoint and 
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -129,12 +130,11 @@ def test_suite_run_commits_only_the_shipped_steps_and_finishes_into_a_model_fold
     monkeypatch.setenv("CIRCUITS_BOOK_CACHE", str(tmp_path / "cache"))
     torch.set_num_threads(1)
     run = Run("suite-s-s0", overrides=TINY, root=tmp_path)
-    assert run.schedule == [0, 2, 4, 8, 12] and run.shipped == {0, 2, 8}
+    assert run.schedule == [0, 2, 4, 8, 12] and run.shipped == {0, 2, 8, 12}
     assert run.train() is True
     assert sorted(p.name for p in (run.record_dir / "steps").iterdir()) == [
-        "step_0000000.safetensors", "step_0000002.safetensors", "step_0000008.safetensors"]
-    assert sorted(p.name for p in (run.state_dir / "steps").iterdir()) == [
-        "step_0000004.safetensors", "step_0000012.safetensors"]
+        "step_0000000.safetensors", "step_0000002.safetensors", "step_0000008.safetensors", "step_0000012.safetensors"]
+    assert sorted(p.name for p in (run.state_dir / "steps").iterdir()) == ["step_0000004.safetensors"]
     folder = run.model_folder()
     assert folder.parent == tmp_path / "cache" / "models" and run.finished()
     assert sorted(p.name for p in (folder / "steps").iterdir()) == [
@@ -142,5 +142,20 @@ def test_suite_run_commits_only_the_shipped_steps_and_finishes_into_a_model_fold
     metrics = json.loads((folder / "metrics.json").read_text())
     assert metrics["steps"] == 12 and [r["step"] for r in metrics["checkpoints"]] == [0, 2, 4, 8, 12]
     final = load_file(str(folder / "model.safetensors"))
-    last = load_file(str(run.state_dir / "steps" / "step_0000012.safetensors"))
+    last = load_file(str(run.record_dir / "steps" / "step_0000012.safetensors"))
     assert all(torch.equal(final[k], last[k]) for k in final)
+
+
+def test_a_complete_record_rebuilds_its_model_folder_without_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("CIRCUITS_BOOK_CACHE", str(tmp_path / "cache"))
+    torch.set_num_threads(1)
+    run = Run("suite-s-s0", overrides=TINY, root=tmp_path)
+    run.train()
+    before = load_file(str(run.model_folder() / "model.safetensors"))
+    shutil.rmtree(run.model_folder())
+    shutil.rmtree(run.state_dir)                       # a new machine: only the committed record
+    again = Run("suite-s-s0", overrides=TINY, root=tmp_path)
+    assert again.train(stop_after=0) is True and again.finished()
+    after = load_file(str(again.model_folder() / "model.safetensors"))
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert json.loads((again.record_dir / "progress.json").read_text())["discontinuities"] == []

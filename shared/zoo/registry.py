@@ -21,6 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from shared.zoo.cache import cached_dir, config_key
+from shared.zoo.gqa import ungroup_kv_heads
 from shared.errors import ModelUnavailableError, ParameterError, UnknownModelError
 from shared.paths import revision_folder
 
@@ -123,6 +124,12 @@ class LocalModel:
     version: int = 1  # bump when the trainer's code changes meaningfully
     save_dtype: Optional[torch.dtype] = None  # dtype of the saved files (None: as trained)
     build_folder: Optional[Callable[[dict[str, Any], dict[str, Any], Path], dict[str, Any]]] = None
+    cache_name: Optional[str] = None  # the name in its cache key and folder, when it differs from ``name``
+
+    def cache_key(self, config: Optional[dict[str, Any]] = None, recipe: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+        """The key of its cache folder (``<cache name>-<hash of this key>``) for these settings (default: its own)."""
+        return {"name": self.cache_name or self.name, "version": self.version,
+                "config": self.config if config is None else config, "recipe": self.recipe if recipe is None else recipe}
 
 
 _LOCAL: dict[str, LocalModel] = {}
@@ -237,7 +244,7 @@ def _drop_final_step_copy(folder: Path, metrics: dict[str, Any]) -> None:
 def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[Path, LocalModel, dict, dict]:
     spec = local_models()[name]
     config, recipe = _split_overrides(spec, overrides)
-    key = {"name": name, "version": spec.version, "config": config, "recipe": recipe}
+    key = spec.cache_key(config, recipe)
 
     def build(tmp: Path) -> Any:
         if spec.build_folder is not None:
@@ -255,7 +262,7 @@ def _local_entry(name: str, overrides: dict[str, Any], retrain: bool) -> tuple[P
         (tmp / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, sort_keys=True, default=float))
 
-    folder = cached_dir("models", name, key, build, rebuild=retrain)
+    folder = cached_dir("models", key["name"], key, build, rebuild=retrain)
     return folder, spec, config, recipe
 
 
@@ -367,36 +374,6 @@ def _boot_hf(name_or_dir: str, device: str, revision: Optional[str], ungroup_kv:
             f"the local Hugging Face cache); set the notebook parameter `model_name` to a local model "
             f"such as one of {sorted(local_models())}."
         ) from err
-
-
-def ungroup_kv_heads(hf_model: Any) -> Optional[int]:
-    """Turn grouped-query attention into the equivalent multi-head attention, in place: each query
-    head gets its own copy of its group's ``k_proj``/``v_proj`` rows. Returns the former number of
-    key/value heads, or None if the model had one per query head already."""
-    cfg = hf_model.config
-    H = cfg.num_attention_heads
-    kv = getattr(cfg, "num_key_value_heads", None) or H
-    if kv == H:
-        return None
-    head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // H
-    attentions = [m for m in hf_model.modules() if hasattr(m, "k_proj") and hasattr(m, "v_proj")]
-    if not attentions:
-        raise ParameterError(f"Cannot ungroup the key/value heads of {type(hf_model).__name__}: its attention "
-                             "has no separate k_proj/v_proj; use node-level methods for this model.")
-    for attn in attentions:
-        for name in ("k_proj", "v_proj"):
-            old = getattr(attn, name)
-            new = torch.nn.Linear(old.in_features, H * head_dim, bias=old.bias is not None,
-                                  dtype=old.weight.dtype, device=old.weight.device)
-            with torch.no_grad():
-                new.weight.copy_(old.weight.view(kv, head_dim, -1).repeat_interleave(H // kv, 0).reshape(H * head_dim, -1))
-                if old.bias is not None:
-                    new.bias.copy_(old.bias.view(kv, head_dim).repeat_interleave(H // kv, 0).reshape(-1))
-            setattr(attn, name, new)
-        if hasattr(attn, "num_key_value_groups"):
-            attn.num_key_value_groups = 1
-    cfg.num_key_value_heads = H
-    return kv
 
 
 def _ungrouped_note(bridge: Any) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from shared.errors import BookError
-from shared.tasks.abilities import TARGETS, ability_summary, meets_targets
+from shared.tasks.abilities import TARGETS, ability_summary, induction_accuracy, ioi_scores, meets_targets
 from shared.tasks.heldout import BOOK_TEMPLATES
 from shared.zoo.registry import load_model, local_models, model_metrics
 from shared.zoo.suite import suite_names, trained_folder
@@ -70,6 +70,50 @@ def _indent(text: str) -> str:
     return "\n".join("   " + line for line in text.splitlines())
 
 
+# The suite's targets (issue 28), all on held-out forms: (column, label, threshold, applies to every model?)
+SUITE_TARGETS = (("ioi_share", "IOI: share of prompts preferring IO", 0.90, False),
+                 ("ioi_ld", "IOI: mean logit diff (nats)", 2.0, False),
+                 ("ioi_abba_share", "IOI ABBA: share preferring IO", 0.80, False),
+                 ("ioi_baba_share", "IOI BABA: share preferring IO", 0.80, False),
+                 ("induction_top1", "induction: top-1 on repeated random tokens", 0.90, True),
+                 ("gt_prob_diff", "greater-than: probability difference", 0.50, False),
+                 ("seq_heldout", "sequences: top-1, mean of held-out forms", 0.80, False),
+                 ("seq_worst_form", "sequences: top-1, worst held-out form", 0.50, False),
+                 ("val_flat", "validation loss fall over the last 10% (nats)", 0.05, False))
+
+
+def target_numbers(name: str, summary: dict[str, Any], n_prompts: int = 40) -> dict[str, float]:
+    """The numbers the suite's targets (``SUITE_TARGETS``) judge, for a loaded model's :func:`ability_summary`."""
+    bridge = load_model(name)
+    ioi = ioi_scores(bridge, n_prompts=n_prompts)
+    held = summary["forms"][~summary["forms"].index.isin(BOOK_TEMPLATES)]["mean"]
+    log = [row for row in model_metrics(name)["checkpoints"] if row.get("val_loss") is not None]
+    late = min(log, key=lambda row: abs(row["step"] - 0.9 * log[-1]["step"]))
+    out = dict(ioi_share=float((ioi.logit_diff > 0).mean()), ioi_ld=float(ioi.logit_diff.mean()),
+               induction_top1=induction_accuracy(bridge), gt_prob_diff=summary["gt_prob_diff"],
+               gt_gain=summary["gt_gain"], seq_heldout=float(held.mean()), seq_worst_form=float(held.min()),
+               val_flat=float(late["val_loss"] - log[-1]["val_loss"]))
+    for order, part in ioi.groupby("order"):
+        out[f"ioi_{order.lower()}_share"] = float((part.logit_diff > 0).mean())
+    return out
+
+
+def targets_table(numbers: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """One row per target, one column per model: the number, and "met" / "NOT met" (targets that apply only
+    to the largest model are judged on the last model given)."""
+    names = list(numbers)
+    rows = {}
+    for column, label, threshold, every in SUITE_TARGETS:
+        judged = names if every or column.startswith("ioi") else names[-1:]
+        cells = {}
+        for n in names:
+            value = numbers[n][column]
+            ok = value <= threshold if column == "val_flat" else value >= threshold
+            cells[n] = f"{value:.2f}" + (f" {'met' if ok else 'NOT met'}" if n in judged else "")
+        rows[f"{label} ({'<=' if column == 'val_flat' else '>='} {threshold})"] = cells
+    return pd.DataFrame(rows).T
+
+
 def summary_table(summaries: dict[str, dict[str, Any]]) -> pd.DataFrame:
     """One row per model, one column per ability number."""
     return pd.DataFrame({name: {key: s[key] for key in TARGETS} for name, s in summaries.items()}).T
@@ -98,6 +142,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if summaries:
         print("== Summary (targets: " + ", ".join(f"{k} {v}" for k, v in TARGETS.items()) + ")")
         print(summary_table(summaries).round(3).to_string())
+        print("\n== The suite's targets on held-out forms (IOI: in at least 3 models, the largest included; "
+              "greater-than, sequences and the flat loss: the largest, here the last model listed)")
+        numbers = {name: target_numbers(name, s, args.n_prompts) for name, s in summaries.items()}
+        with pd.option_context("display.width", 250, "display.max_colwidth", 40):
+            print(targets_table(numbers).to_string())
     return 0
 
 
@@ -105,4 +154,5 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["LABELS", "main", "model_report", "non_embedding_params", "summary_table"]
+__all__ = ["LABELS", "SUITE_TARGETS", "main", "model_report", "non_embedding_params", "summary_table", "target_numbers",
+           "targets_table"]

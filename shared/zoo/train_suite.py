@@ -60,7 +60,8 @@ class Run:
         self.tokens_per_step = self.recipe["batch_size"] * self.config["n_ctx"]
         self.schedule = checkpoint_schedule(self.recipe["steps"], self.recipe["linear_every"])
         # the checkpoints committed with the record (all of a pilot's, which stay local anyway)
-        self.shipped = set(self.schedule) if pilot or version != 3 else set(SHIPPED_STEPS_V3) & set(self.schedule)
+        self.shipped = set(self.schedule) if pilot or version != 3 else \
+            (set(SHIPPED_STEPS_V3) & set(self.schedule)) | {self.recipe["steps"]}   # the final weights always
 
     # ----------------------------------------------------------------------------- progress record
     def progress(self) -> dict[str, Any]:
@@ -104,6 +105,8 @@ class Run:
         torch.manual_seed(int(self.recipe["seed"]))
         bridge = boot_native(self.config, tokenizer=tokenizer)
         progress = self.progress()
+        if not self.pilot and progress["log"] and progress["log"][-1]["step"] == self.recipe["steps"]:
+            return self._rebuild(bridge, progress)  # trained elsewhere: the committed record is complete
         resume, start = self._resume_point(bridge, progress)
         validation = validation_batches(tokenizer, self.recipe, self.config["n_ctx"])
         session = dict(started=time.strftime("%Y-%m-%d %H:%M:%S"), from_step=start, threads=torch.get_num_threads(),
@@ -171,6 +174,16 @@ class Run:
         print(f"{self.pilot or self.name}: no training state here; continuing from the float16 checkpoint at step "
               f"{step} with a new optimizer state (recorded in progress.json).")
         return dict(step=step, model={k: v.detach().clone() for k, v in model.state_dict().items()}), step
+
+    def _rebuild(self, bridge: Any, progress: dict[str, Any]) -> bool:
+        """Write the model folder of a run whose committed record is complete (a new machine, or the folder
+        deleted): the final weights are its last shipped checkpoint."""
+        final = self.record_dir / "steps" / f"step_{self.recipe['steps']:07d}.safetensors"
+        model = bridge.original_model
+        model.load_state_dict(_with_aliases(model, {k: v.float() for k, v in load_file(str(final)).items()}))
+        print(f"{self.name}: its training record is complete; writing its model folder from it.")
+        self._finish(bridge, progress)
+        return True
 
     def _checkpoint(self, bridge: Any, step: int, progress: dict[str, Any], losses: list[float],
                     validation: list) -> None:
