@@ -25,9 +25,7 @@ from shared.zoo.registry import boot_native, load_model
 # real model without a download
 GPT2_SMALL = dict(n_layers=12, d_model=768, n_heads=12, d_head=64, d_mlp=3072, d_vocab=50257, n_ctx=1024,
                   attn_only=False, normalization_type="LN", act_fn="gelu", seed=0)
-RANDOM_MODELS = {"gpt2-small-random": GPT2_SMALL,
-                 "tiny-random": dict(GPT2_SMALL, n_layers=2, d_model=64, n_heads=2, d_head=32, d_mlp=256,
-                                     d_vocab=500, n_ctx=64)}
+RANDOM_MODELS = {"gpt2-small-random": GPT2_SMALL}
 TASKS = ("ioi", "numerals", "random")
 METHODS = ("patching", "eap", "eap_ig", "acdc")
 

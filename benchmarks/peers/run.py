@@ -103,6 +103,8 @@ def compare_method(peer: Peer, bridge: Any, batch: Any, method: str, reps: int, 
            "args": {k: v for k, v in args.items() if k != "order"}}
     if setting is not None:
         res["args"].update(threshold=setting.threshold, tau=setting.tau)
+    else:  # integrated gradients along a path from clean to corrupted sum to the metric's total change
+        res["agreement"].update(sum_book=float(book.sum()), sum_peer=float(peer_scores.sum()))
     if faith:
         graph = Graph.of(bridge)
         res["faithfulness"] = {}
