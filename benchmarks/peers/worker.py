@@ -43,7 +43,7 @@ class PeerModel:
 
         spec = torch.load(path, weights_only=True)
         cfg = tl.HookedTransformerConfig(**spec["config"], use_attn_result=True, use_split_qkv_input=True,
-                                         use_hook_mlp_in=True, device="cpu")
+                                         use_hook_mlp_in=True, device="cpu", init_weights=False)
         model = tl.HookedTransformer(cfg)
         missing, unexpected = model.load_state_dict(spec["state_dict"], strict=False)
         missing = [k for k in missing if not k.endswith(("attn.mask", "attn.IGNORE"))]
