@@ -124,9 +124,9 @@ def test_a_tiny_comparison_agrees():
         rows = {r["method"]: r for r in run_case(peer, Case("suite-s-s0", "ioi", 6), reps=1, ig_steps=3,
                                                  acdc_threshold=0.02, log=None)}
     assert rows["patching"]["logit_gap"] < 1e-4
-    for method in ("patching", "eap"):  # the same quantity on both sides
-        a = rows[method]["agreement"]
-        assert a["spearman"] > 0.999 and a["max_rel_diff"] < 1e-3, (method, a)
+    for method in ("patching", "eap"):  # the same quantity on both sides: equal up to float32 rounding
+        a = rows[method]["agreement"]  # (Spearman only swaps edges whose scores are within rounding)
+        assert a["pearson"] > 0.9999 and a["max_rel_diff"] < 1e-3 and a["spearman"] >= 0.99, (method, a)
     assert rows["acdc"]["agreement"]["differ"] == 0, rows["acdc"]["agreement"]
     for r in rows.values():  # the two evaluators measure any circuit alike
         for f in r["faithfulness"].values():

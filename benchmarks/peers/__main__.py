@@ -48,6 +48,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--method", action="append", default=[], choices=("patching", "eap", "eap_ig", "acdc"),
                    help="run only this method (repeatable)")
     p.add_argument("--json", type=Path, default=None, help="write every figure here as JSON")
+    p.add_argument("--tables", nargs="+", type=Path, metavar="JSON",
+                   help="print the tables of earlier runs' --json files together (runs nothing)")
     p.add_argument("--no-faithfulness", action="store_true", help="skip the cross-evaluated faithfulness")
     a = p.parse_args(argv)
     for name, value, low in (("--reps", a.reps, 1), ("--ig-steps", a.ig_steps, 2)):
@@ -69,11 +71,27 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Linux {platform.release()}, Python {platform.python_version()}"
 
 
+def print_tables(paths: list[Path]) -> int:
+    from benchmarks.peers.report import agreement_table, speed_table
+
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        print(f"No results file {missing[0]}; write one with `python -m benchmarks.peers --json FILE`.", file=sys.stderr)
+        return 2
+    runs = [json.loads(p.read_text()) for p in paths]
+    rows = [r for run in runs for r in run["rows"]]
+    print("; ".join(sorted({f"{run['machine']}, medians of {run['reps']}" for run in runs})))
+    print("\n" + agreement_table(rows) + "\n\n" + speed_table(rows))
+    return 0
+
+
 def main(argv: list[str]) -> int:
     args = parse(argv)
     if args.setup:
         from benchmarks.peers.setup import main as setup_main
         return setup_main()
+    if args.tables:
+        return print_tables(args.tables)
     if peer_python() is None:
         print(f"There is no peer environment at {PEER_VENV}; run `python -m benchmarks.peers --setup` first.",
               file=sys.stderr)
