@@ -17,8 +17,8 @@ from shared.engine.graph import Graph
 from shared.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parent.parent
-NO_PEERS = (f"{PEER_VENV.name} is absent: `python -m benchmarks.peers --setup` installs auto-circuit 1.0.1 and "
-            f"TransformerLens 2 there (about 2 minutes and 1 GB, so the CI does not)")
+NO_PEERS = (f"there is no peer environment at {PEER_VENV}: `python -m benchmarks.peers --setup` installs "
+            f"auto-circuit 1.0.1 and TransformerLens 2 there (minutes of installs and about 1 GB, so the CI does not)")
 needs_peers = pytest.mark.skipif(peer_python() is None, reason=NO_PEERS)
 
 
